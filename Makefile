@@ -1,0 +1,49 @@
+# Skipper: `make run` starts everything, `make test` tests everything.
+# Without DATABASE_URL, targets use a private PostgreSQL cluster under .skipper/ (scripts/db.sh).
+SHELL := /bin/bash
+SWIFT ?= swift
+WITH_DB := scripts/with-db.sh
+BIN := .build/debug
+ROWS ?= 1000000
+MERCHANTS ?= 1000
+DAYS ?= 31
+STEPS ?= 1
+
+.PHONY: all build run test db db-stop migrate-up migrate-down migrate-status seed clean
+
+all: build
+
+build:
+	$(SWIFT) build
+
+## The API on :8080 and two runners, in the foreground; Ctrl-C stops them all.
+run: build
+	$(WITH_DB) scripts/run.sh
+
+## Every test, against a real PostgreSQL.
+test:
+	$(WITH_DB) $(SWIFT) test
+
+## Start (or reuse) the private cluster; prints `export DATABASE_URL=...` for `eval "$$(make -s db)"`.
+db:
+	@scripts/db.sh start
+
+db-stop:
+	@scripts/db.sh stop
+
+migrate-up: build
+	$(WITH_DB) $(BIN)/skipper-migrate up
+
+migrate-down: build
+	$(WITH_DB) $(BIN)/skipper-migrate down $(STEPS)
+
+migrate-status: build
+	$(WITH_DB) $(BIN)/skipper-migrate status
+
+## Fill transactions (ROWS over MERCHANTS and DAYS) and, when empty, products; server-side SQL.
+seed: migrate-up
+	$(WITH_DB) scripts/seed.sh $(ROWS) $(MERCHANTS) $(DAYS)
+
+clean:
+	-scripts/db.sh stop
+	rm -rf .skipper .build

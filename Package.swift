@@ -1,0 +1,79 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "skipper",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Skipper", targets: ["Skipper"]),
+        .library(name: "Shop", targets: ["Shop"]),
+        .executable(name: "skipper-api", targets: ["API"]),
+        .executable(name: "skipper-runner", targets: ["Runner"]),
+        .executable(name: "skipper-migrate", targets: ["Migrate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    ],
+    targets: [
+        // The queue library: config, Postgres setup, the job model, every SQL statement of the queue.
+        .target(
+            name: "Skipper",
+            dependencies: [
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The shop's job kinds and their SQL.
+        .target(name: "Shop", dependencies: ["Skipper"]),
+        .executableTarget(
+            name: "API",
+            dependencies: [
+                "Skipper", "Shop",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(name: "Runner", dependencies: ["Skipper", "Shop"]),
+        // libpq, for running multi-statement migration files with the simple-query protocol.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .executableTarget(
+            name: "Migrate",
+            dependencies: [
+                "CLibPQ", "Skipper",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Shared by the test targets: a fresh PostgreSQL database per suite, paths to the built executables.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "Skipper",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "SkipperTests", dependencies: ["Skipper", "TestSupport"]),
+        .testTarget(name: "ShopTests", dependencies: ["Shop", "TestSupport"]),
+        .testTarget(
+            name: "APITests",
+            dependencies: [
+                "API", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "TestSupport"]),
+        .testTarget(name: "MigrateTests", dependencies: ["Migrate", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,26 @@
+import Foundation
+import Hummingbird
+import Logging
+import Skipper
+
+/// skipper-api: REST over the queue. It inserts jobs and reads state; it never runs a job.
+@main
+struct App {
+    static func main() async throws {
+        let config: SkipperConfig
+        do {
+            config = try SkipperConfig()
+        } catch {
+            exitProcess(1, message: "skipper-api: \(error)")
+        }
+        var logger = Logger(label: "skipper.api")
+        logger.logLevel = config.logLevel
+        if config.apiTokens.isEmpty {
+            logger.warning(
+                "API_TOKENS is unset: no authentication, so the server binds loopback only",
+                metadata: ["http.host": "\(config.host)"])
+        }
+        let app = try await buildApplication(config: config, logger: logger)
+        try await app.runService()
+    }
+}

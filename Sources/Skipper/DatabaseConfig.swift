@@ -1,0 +1,136 @@
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+
+/// Where PostgreSQL is and how to log in, read from `DATABASE_URL` or the seed-style `DB_*` variables.
+///
+/// `DATABASE_URL` wins when both are set. Its form is `postgres://user:password@host:port/database?sslmode=MODE`,
+/// with `sslmode` one of `disable`, `prefer` (the default) or `require`.
+/// Without `DATABASE_URL`: `DB_HOST` (default `127.0.0.1`), `DB_PORT` (`5432`), `DB_USER` (`postgres`),
+/// `DB_PASSWORD` (none), `DB_NAME` (`skipper`), `DB_SSLMODE` (`prefer`).
+public struct DatabaseConfig: Sendable, Equatable {
+    /// How the connection uses TLS.
+    public enum TLSMode: String, Sendable {
+        /// Never use TLS.
+        case disable
+        /// Use TLS when the server offers it.
+        case prefer
+        /// Refuse to connect without TLS.
+        case require
+    }
+
+    /// Host name or IP address of the server.
+    public var host: String
+    /// TCP port of the server.
+    public var port: Int
+    /// User name to log in as.
+    public var username: String
+    /// Password, if the server asks for one.
+    public var password: String?
+    /// Database to connect to.
+    public var database: String
+    /// TLS use.
+    public var tls: TLSMode
+
+    /// A configuration with every field given.
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 5432,
+        username: String = "postgres",
+        password: String? = nil,
+        database: String = "skipper",
+        tls: TLSMode = .prefer
+    ) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.tls = tls
+    }
+
+    /// Reads `DATABASE_URL`, else the `DB_*` variables.
+    public init(environment env: [String: String]) throws(ConfigError) {
+        if let url = env["DATABASE_URL"], !url.isEmpty {
+            self = try Self(url: url)
+            return
+        }
+        self.init()
+        if let v = env["DB_HOST"], !v.isEmpty { self.host = v }
+        if let v = env["DB_PORT"] { self.port = try ConfigError.port(v, name: "DB_PORT") }
+        if let v = env["DB_USER"], !v.isEmpty { self.username = v }
+        if let v = env["DB_PASSWORD"], !v.isEmpty { self.password = v }
+        if let v = env["DB_NAME"], !v.isEmpty { self.database = v }
+        if let v = env["DB_SSLMODE"] { self.tls = try Self.tlsMode(v, name: "DB_SSLMODE") }
+    }
+
+    /// Parses a `postgres://` or `postgresql://` URL.
+    public init(url: String) throws(ConfigError) {
+        guard let components = URLComponents(string: url),
+            let scheme = components.scheme, scheme == "postgres" || scheme == "postgresql"
+        else {
+            throw ConfigError(name: "DATABASE_URL", message: "must look like postgres://user:password@host:5432/database")
+        }
+        self.init()
+        if let host = components.host, !host.isEmpty { self.host = host }
+        if let port = components.port { self.port = try ConfigError.port(String(port), name: "DATABASE_URL port") }
+        if let user = components.user, !user.isEmpty { self.username = user.removingPercentEncoding ?? user }
+        if let password = components.password { self.password = password.removingPercentEncoding ?? password }
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        self.database = path.isEmpty ? self.username : (path.removingPercentEncoding ?? path)
+        for item in components.queryItems ?? [] where item.name == "sslmode" {
+            self.tls = try Self.tlsMode(item.value ?? "", name: "DATABASE_URL sslmode")
+        }
+    }
+
+    /// The same server with another database: tests clone databases, the migrator creates none.
+    public func with(database: String) -> Self {
+        var copy = self
+        copy.database = database
+        return copy
+    }
+
+    /// The URL form, with the password masked when `redacted`.
+    public func url(redacted: Bool = true) -> String {
+        var components = URLComponents()
+        components.scheme = "postgres"
+        components.user = self.username
+        if let password = self.password { components.password = redacted ? "xxxxx" : password }
+        components.host = self.host
+        components.port = self.port
+        components.path = "/" + self.database
+        if self.tls != .prefer { components.queryItems = [URLQueryItem(name: "sslmode", value: self.tls.rawValue)] }
+        return components.string ?? "postgres://\(self.host):\(self.port)/\(self.database)"
+    }
+
+    /// postgres-nio's client configuration for this database.
+    public func clientConfiguration(maxConnections: Int = 20, applicationName: String) -> PostgresClient.Configuration {
+        let tls: PostgresClient.Configuration.TLS
+        switch self.tls {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(.makeClientConfiguration())
+        case .require: tls = .require(.makeClientConfiguration())
+        }
+        var configuration = PostgresClient.Configuration(
+            host: self.host,
+            port: self.port,
+            username: self.username,
+            password: self.password,
+            database: self.database,
+            tls: tls
+        )
+        configuration.options.maximumConnections = maxConnections
+        configuration.options.minimumConnections = 0
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
+        return configuration
+    }
+
+    private static func tlsMode(_ value: String, name: String) throws(ConfigError) -> TLSMode {
+        guard let mode = TLSMode(rawValue: value.lowercased()) else {
+            throw ConfigError(name: name, message: "must be disable, prefer or require, not '\(value)'")
+        }
+        return mode
+    }
+}

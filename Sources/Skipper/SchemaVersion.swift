@@ -1,0 +1,50 @@
+import Logging
+import PostgresNIO
+
+/// The migration version this build of Skipper was written against, and the check every process makes at start.
+public enum SchemaVersion {
+    /// The newest file in migrations/ when this build was made; a test keeps the two equal.
+    public static let expected: Int64 = 2
+
+    /// What the database's `schema_migrations` table says.
+    public enum Status: Sendable, Equatable, CustomStringConvertible {
+        /// At the expected version, or newer (a newer build migrated first; it stays compatible).
+        case ready(version: Int64)
+        /// No migrations applied.
+        case empty
+        /// Older than this build needs.
+        case behind(version: Int64)
+        /// A migration failed and nobody has forced a version since.
+        case dirty(version: Int64)
+
+        /// True when a process of this build can use the database.
+        public var isUsable: Bool {
+            if case .ready = self { return true }
+            return false
+        }
+
+        public var description: String {
+            switch self {
+            case .ready(let version): return "schema at version \(version)"
+            case .empty: return "the database has no Skipper schema: run skipper-migrate up"
+            case .behind(let version):
+                return "schema at version \(version), this build needs \(SchemaVersion.expected): run skipper-migrate up"
+            case .dirty(let version):
+                return "schema is dirty at version \(version): a migration failed; see skipper-migrate status"
+            }
+        }
+    }
+
+    /// Reads the version through any connection of `client`.
+    public static func check(_ client: PostgresClient, logger: Logger) async throws -> Status {
+        // The table is absent on a database nobody migrated; a query naming it would fail to parse there.
+        let exists = try await client.query("SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger)
+        for try await present in exists.decode(Bool.self) where !present { return .empty }
+        let rows = try await client.query("SELECT version, dirty FROM schema_migrations LIMIT 1", logger: logger)
+        for try await (version, dirty) in rows.decode((Int64, Bool).self) {
+            if dirty { return .dirty(version: version) }
+            return version >= Self.expected ? .ready(version: version) : .behind(version: version)
+        }
+        return .empty
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+import Skipper
+import Testing
+import TestSupport
+
+@Suite struct ConfigTests {
+    @Test func databaseURLIsParsed() throws {
+        let config = try DatabaseConfig(url: "postgres://app:p%40ss@db.internal:6543/shop?sslmode=require")
+        #expect(config == DatabaseConfig(host: "db.internal", port: 6543, username: "app", password: "p@ss", database: "shop", tls: .require))
+        #expect(config.url() == "postgres://app:xxxxx@db.internal:6543/shop?sslmode=require")
+    }
+
+    @Test func seedStyleVariablesAreUsedWithoutDatabaseURL() throws {
+        let config = try DatabaseConfig(environment: ["DB_HOST": "pg", "DB_PORT": "5433", "DB_USER": "u", "DB_PASSWORD": "pw", "DB_NAME": "n"])
+        #expect(config == DatabaseConfig(host: "pg", port: 5433, username: "u", password: "pw", database: "n"))
+    }
+
+    @Test func badValuesNameTheirVariable() {
+        #expect(throws: ConfigError.self) { try DatabaseConfig(environment: ["DB_PORT": "eighty"]) }
+        #expect { try DatabaseConfig(url: "mysql://x@y/z") } throws: { ($0 as? ConfigError)?.name == "DATABASE_URL" }
+        #expect { try SkipperConfig(environment: ["PORT": "0"]) } throws: { ($0 as? ConfigError)?.name == "PORT" }
+        #expect { try SkipperConfig(environment: ["LOG_LEVEL": "loud"]) } throws: { ($0 as? ConfigError)?.name == "LOG_LEVEL" }
+    }
+
+    @Test func withoutTokensTheAPIBindsLoopbackOnly() throws {
+        #expect(try SkipperConfig(environment: [:]).host == "127.0.0.1")
+        #expect(try SkipperConfig(environment: ["API_TOKENS": "a, b"]).host == "0.0.0.0")
+        #expect(try SkipperConfig(environment: ["API_TOKENS": "a, b"]).apiTokens == ["a", "b"])
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Skipper
+
+/// A database of its own for one test: created from a migrated template (or empty), dropped afterwards.
+public struct TestDatabase: Sendable {
+    /// Where it is; hand it to the code under test.
+    public let config: DatabaseConfig
+    /// The database's name.
+    public var name: String { self.config.database }
+    /// Its URL, password included, for child processes.
+    public var url: String { self.config.url(redacted: false) }
+
+    /// Runs one statement on a short-lived connection and returns the rows as text (nil for NULL).
+    @discardableResult
+    public func query(_ sql: PostgresQuery) async throws -> [[String?]] {
+        try await TestServer.withConnection(to: self.config) { connection in
+            try await TestServer.rows(of: sql, on: connection)
+        }
+    }
+
+    /// The first column of the first row.
+    public func scalar(_ sql: PostgresQuery) async throws -> String? {
+        try await self.query(sql).first?.first ?? nil
+    }
+}
+
+/// Runs `body` with a fresh database: migrated to the newest version (cloned from a template), or empty.
+public func withTestDatabase<T: Sendable>(
+    migrated: Bool = true,
+    _ body: (TestDatabase) async throws -> T
+) async throws -> T {
+    let server = try TestServer.shared()
+    let template = migrated ? try await TemplateCache.shared.migratedTemplate(server) : "template0"
+    let name = "t_\(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF)"
+    try await TestServer.withConnection(to: server.admin) { connection in
+        _ = try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template)"), logger: server.logger)
+    }
+    let database = TestDatabase(config: server.admin.with(database: name))
+    do {
+        let result = try await body(database)
+        try await server.drop(name)
+        return result
+    } catch {
+        try? await server.drop(name)
+        throw error
+    }
+}
+
+/// The PostgreSQL server the tests use: `DATABASE_URL`, as `make test` sets it.
+public struct TestServer: Sendable {
+    public let admin: DatabaseConfig
+    let logger: Logger
+
+    public static func shared() throws -> TestServer {
+        guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
+            throw TestSetupError("DATABASE_URL is unset: run the tests with `make test`, which starts a PostgreSQL")
+        }
+        var logger = Logger(label: "skipper.test")
+        logger.logLevel = .warning
+        return TestServer(admin: try DatabaseConfig(url: url), logger: logger)
+    }
+
+    func drop(_ name: String) async throws {
+        try await Self.withConnection(to: self.admin) { connection in
+            _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: self.logger)
+        }
+    }
+
+    /// One connection for the length of `body`.
+    public static func withConnection<T>(
+        to config: DatabaseConfig, _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        var logger = Logger(label: "skipper.test")
+        logger.logLevel = .warning
+        let tls: PostgresConnection.Configuration.TLS = config.tls == .require ? .require(try .init(configuration: .makeClientConfiguration())) : .disable
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(
+                host: config.host, port: config.port, username: config.username, password: config.password,
+                database: config.database, tls: tls),
+            id: 1, logger: logger)
+        do {
+            let result = try await body(connection)
+            try await connection.close()
+            return result
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    /// Every row of a query as text.
+    public static func rows(of sql: PostgresQuery, on connection: PostgresConnection) async throws -> [[String?]] {
+        var logger = Logger(label: "skipper.test")
+        logger.logLevel = .warning
+        let rows = try await connection.query(sql, logger: logger)
+        var result: [[String?]] = []
+        for try await row in rows {
+            result.append(row.map(Self.text(of:)))
+        }
+        return result
+    }
+}
+
+extension TestServer {
+    /// A cell as psql would print it: postgres-nio returns many types in binary, so decode by type.
+    static func text(of cell: PostgresCell) -> String? {
+        guard cell.bytes != nil else { return nil }
+        switch cell.dataType {
+        case .bool: return (try? cell.decode(Bool.self)).map { $0 ? "true" : "false" }
+        case .int2, .int4, .int8: return (try? cell.decode(Int64.self)).map(String.init)
+        case .float4, .float8: return (try? cell.decode(Double.self)).map { String($0) }
+        case .uuid: return (try? cell.decode(UUID.self))?.uuidString.lowercased()
+        default:
+            if let text = try? cell.decode(String.self) { return text }
+            return cell.bytes.map { String(buffer: $0) }
+        }
+    }
+}
+
+public struct TestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,7 @@
+DROP VIEW skipper.running_jobs;
+DROP VIEW skipper.queue_stats;
+DROP TABLE skipper.job_artifacts;
+DROP TABLE skipper.kinds;
+DROP TABLE skipper.runners;
+DROP TABLE skipper.jobs;
+DROP SCHEMA skipper;
