@@ -15,6 +15,7 @@ CREATE TABLE skipper.jobs (
     max_attempts        integer     NOT NULL DEFAULT 25 CONSTRAINT jobs_max_attempts_check CHECK (max_attempts > 0),
     unique_key          text,
     runner_id           text,
+    attempted_by        text[]      NOT NULL DEFAULT '{}',
     processed           bigint      NOT NULL DEFAULT 0,
     total               bigint,
     cancel_requested_at timestamptz,
@@ -39,6 +40,7 @@ COMMENT ON COLUMN skipper.jobs.priority IS 'Lower runs first.';
 COMMENT ON COLUMN skipper.jobs.run_at IS 'Not claimed before this time (delays and retry backoff).';
 COMMENT ON COLUMN skipper.jobs.unique_key IS 'At most one QUEUED job per key.';
 COMMENT ON COLUMN skipper.jobs.runner_id IS 'The runner holding the job while RUNNING; its heartbeat is the lease.';
+COMMENT ON COLUMN skipper.jobs.attempted_by IS 'Every runner that claimed the job, one entry per claim.';
 COMMENT ON COLUMN skipper.jobs.errors IS 'One entry per failed attempt: {attempt, at, error}.';
 
 -- The claim query's index, and the only hot one: QUEUED jobs in claim order.

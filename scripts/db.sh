@@ -8,7 +8,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE="$ROOT/.skipper"
+# SKIPPER_DB_DIR: another state folder, for a second, throwaway cluster (tests that stop PostgreSQL use one).
+STATE="${SKIPPER_DB_DIR:-$ROOT/.skipper}"
 PG_USER_NAME=skipper-pg
 DB_NAME=skipper
 DB_ROLE=postgres
@@ -119,8 +120,13 @@ log_min_messages = warning
 log_min_error_statement = panic
 CONF
     fi
-    local port
-    port=$(free_port)
+    # Keep the previous port when it is free, so a restarted cluster keeps its DATABASE_URL.
+    local port=""
+    if [ -f "$STATE/port" ]; then
+        port=$(cat "$STATE/port")
+        if (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then port=""; fi
+    fi
+    [ -n "$port" ] || port=$(free_port)
     echo "$port" > "$STATE/port"
     log "starting PostgreSQL on 127.0.0.1:$port"
     if ! as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$STATE/postgres.log" -w -t 60 \

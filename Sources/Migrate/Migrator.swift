@@ -195,6 +195,7 @@ struct Migrator {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
+    @discardableResult
     private func sql<T>(_ body: () throws(SQLFailure) -> T) throws(MigrateError) -> T {
         do {
             return try body()

@@ -2,50 +2,42 @@ import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Shop
 import Skipper
 
-/// skipper-runner: claims jobs from skipper.jobs and runs them.
+/// skipper-runner: claims jobs from skipper.jobs and runs them; run as many as you like.
 @main
 struct RunnerCommand {
     static func main() async throws {
         let config: SkipperConfig
+        let runnerConfig: RunnerConfig
         do {
             config = try SkipperConfig()
+            runnerConfig = try RunnerConfig()
         } catch {
             FileHandle.standardError.write(Data("skipper-runner: \(error)\n".utf8))
             exit(1)
         }
-        var logger = Logger(label: "skipper.runner")
-        logger.logLevel = config.logLevel
-        let postgres = PostgresClient(
-            configuration: config.database.clientConfiguration(maxConnections: config.poolSize, applicationName: "skipper-runner"),
-            backgroundLogger: logger
-        )
-        let startup = SchemaGate(client: postgres, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(services: [postgres, startup], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        )
-        try await group.run()
-    }
-}
-
-/// Checks the schema version at start and then waits for shutdown.
-struct SchemaGate: Service {
-    let client: PostgresClient
-    let logger: Logger
-
-    func run() async throws {
-        let status = try await SchemaVersion.check(self.client, logger: self.logger)
-        guard status.isUsable else {
-            self.logger.critical("database not usable", metadata: ["schema": "\(status)"])
-            throw SchemaNotUsable(status: status)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = config.logLevel
+            return handler
         }
-        self.logger.info("runner connected", metadata: ["schema": "\(status)"])
-        try await gracefulShutdown()
+        let logger = Logger(label: "skipper.runner")
+        // Workers, listener, flushers and maintenance each need a connection at times; cap well above WORKERS.
+        let postgres = PostgresClient(
+            configuration: config.database.clientConfiguration(
+                maxConnections: max(config.poolSize, runnerConfig.workers + 6), applicationName: "skipper-runner"),
+            backgroundLogger: logger)
+        let runner = JobRunner(postgres: postgres, config: runnerConfig, handlers: BuiltIn.handlers + Shop.handlers, logger: logger)
+        var group = ServiceGroupConfiguration(
+            services: [postgres] + runner.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = runnerConfig.shutdownGrace + .seconds(15)
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch {
+            logger.critical("runner stopped on an error", metadata: ["error": "\(error)"])
+            exit(1)
+        }
     }
-}
-
-struct SchemaNotUsable: Error, CustomStringConvertible {
-    let status: SchemaVersion.Status
-    var description: String { "\(self.status)" }
 }

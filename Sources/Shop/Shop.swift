@@ -1,7 +1,7 @@
 import Skipper
 
-/// The shop's job kinds and their SQL (settlement, report.refresh) live here.
+/// The shop's job kinds and their SQL.
 public enum Shop {
-    /// The migration that creates the shop's tables.
-    public static let migrationVersion: Int64 = 2
+    /// The shop's handlers, registered by skipper-runner.
+    public static let handlers: [AnyJobHandler] = []
 }

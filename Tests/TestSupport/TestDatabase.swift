@@ -123,3 +123,29 @@ public struct TestSetupError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension TestDatabase {
+    /// A running postgres-nio client on this database for the length of `body`.
+    public func withClient<T: Sendable>(maxConnections: Int = 20, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        try await withPostgresClient(self.config, maxConnections: maxConnections, body)
+    }
+}
+
+/// A running postgres-nio client on `config` for the length of `body`.
+public func withPostgresClient<T: Sendable>(
+    _ config: DatabaseConfig, maxConnections: Int = 20, _ body: @Sendable (PostgresClient) async throws -> T
+) async throws -> T {
+    var logger = Logger(label: "skipper.test")
+    logger.logLevel = .warning
+    let client = PostgresClient(
+        configuration: config.clientConfiguration(maxConnections: maxConnections, applicationName: "skipper-test"),
+        backgroundLogger: logger)
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask {
+            await client.run()
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await body(client)
+    }
+}

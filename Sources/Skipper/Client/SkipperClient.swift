@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The enqueue client for any Swift program: insert jobs alone, in bulk, or inside your own transaction.
+///
+/// Wake-ups are debounced: after inserts commit, at most one `NOTIFY skipper_jobs` per queue per window is sent,
+/// never inside the insert transactions (PostgreSQL serialises the commits of notifying transactions).
+public final class SkipperClient: Sendable {
+    /// Every statement of the queue.
+    public let store: JobStore
+    private let notifier: WakeupNotifier
+
+    /// A client on `postgres` (which must be running, e.g. in your ServiceGroup).
+    public init(postgres: PostgresClient, logger: Logger, notifyWindow: Duration = .milliseconds(3)) {
+        self.store = JobStore(client: postgres, logger: logger)
+        self.notifier = WakeupNotifier(store: self.store, window: notifyWindow, logger: logger)
+    }
+
+    /// Enqueues one job with `Encodable` arguments.
+    @discardableResult
+    public func enqueue<Args: Encodable>(kind: String, args: Args, options: JobOptions = JobOptions()) async throws -> EnqueuedJob {
+        try await self.enqueue(kind: kind, argsJSON: try Self.encode(args), options: options)
+    }
+
+    /// Enqueues one job with arguments given as JSON text (an object).
+    @discardableResult
+    public func enqueue(kind: String, argsJSON: String = "{}", options: JobOptions = JobOptions()) async throws -> EnqueuedJob {
+        let job = try await self.store.insert(kind: kind, args: argsJSON, options: options, on: nil)
+        if job.inserted { self.notifier.inserted(queue: options.queue) }
+        return job
+    }
+
+    /// Enqueues many jobs with one statement; returns the ids inserted (unique-key duplicates are skipped).
+    @discardableResult
+    public func enqueueMany(_ jobs: [NewJob]) async throws -> [Int64] {
+        let ids = try await self.store.insertMany(jobs, on: nil)
+        for queue in Set(jobs.map(\.options.queue)) { self.notifier.inserted(queue: queue) }
+        return ids
+    }
+
+    /// Enqueues on `connection`, inside the transaction the caller has open there: the job commits or rolls back
+    /// with the caller's rows. Runners see it after the commit, at their next poll, or sooner if the caller then
+    /// calls ``notifyInserted(queues:)``; ``withTransaction(_:)`` does both for you.
+    @discardableResult
+    public func enqueue(
+        on connection: PostgresConnection, kind: String, argsJSON: String = "{}", options: JobOptions = JobOptions()
+    ) async throws -> EnqueuedJob {
+        try await self.store.insert(kind: kind, args: argsJSON, options: options, on: connection)
+    }
+
+    /// Runs `body` in a transaction on a pooled connection; after COMMIT, wakes runners of the queues enqueued to.
+    public func withTransaction<T: Sendable>(
+        _ body: @Sendable (_ connection: PostgresConnection, _ enqueue: TransactionEnqueuer) async throws -> T
+    ) async throws -> T {
+        let enqueuer = TransactionEnqueuer(store: self.store)
+        let result: T
+        do {
+            result = try await self.store.client.withTransaction(logger: self.store.logger) { connection in
+                try await body(connection, enqueuer)
+            }
+        } catch let error as PostgresTransactionError {
+            // The caller's own error, once rolled back, is more useful than postgres-nio's wrapper.
+            if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
+            throw error
+        }
+        for queue in enqueuer.queues { self.notifier.inserted(queue: queue) }
+        return result
+    }
+
+    /// Wakes runners of `queues` (debounced): for callers that enqueued inside their own transaction.
+    public func notifyInserted(queues: [String]) {
+        for queue in queues { self.notifier.inserted(queue: queue) }
+    }
+
+    /// Cancels a job (see ``JobStore/cancel(id:)``).
+    public func cancel(id: Int64) async throws -> CancelOutcome {
+        try await self.store.cancel(id: id)
+    }
+
+    static func encode<Args: Encodable>(_ args: Args) throws -> String {
+        String(decoding: try JSONEncoder().encode(args), as: UTF8.self)
+    }
+}
+
+/// Enqueues inside a ``SkipperClient/withTransaction(_:)`` body and remembers the queues to wake after commit.
+public final class TransactionEnqueuer: Sendable {
+    let store: JobStore
+    private let touched = Mutex<Set<String>>([])
+
+    init(store: JobStore) { self.store = store }
+
+    var queues: Set<String> { self.touched.withLock { $0 } }
+
+    /// Enqueues on the transaction's connection.
+    @discardableResult
+    public func enqueue(
+        on connection: PostgresConnection, kind: String, argsJSON: String = "{}", options: JobOptions = JobOptions()
+    ) async throws -> EnqueuedJob {
+        let job = try await self.store.insert(kind: kind, args: argsJSON, options: options, on: connection)
+        if job.inserted { _ = self.touched.withLock { $0.insert(options.queue) } }
+        return job
+    }
+}
+
+/// Sends at most one wake-up per queue per window, after the inserts that asked for it.
+final class WakeupNotifier: Sendable {
+    let store: JobStore
+    let window: Duration
+    let logger: Logger
+    private let pending = Mutex<(queues: Set<String>, scheduled: Bool)>(([], false))
+
+    init(store: JobStore, window: Duration, logger: Logger) {
+        self.store = store
+        self.window = window
+        self.logger = logger
+    }
+
+    func inserted(queue: String) {
+        let schedule = self.pending.withLock { state -> Bool in
+            state.queues.insert(queue)
+            defer { state.scheduled = true }
+            return !state.scheduled
+        }
+        guard schedule else { return }
+        Task {
+            try? await Task.sleep(for: self.window)
+            let queues = self.pending.withLock { state -> [String] in
+                defer { state = ([], false) }
+                return Array(state.queues)
+            }
+            do {
+                try await self.store.notifyInserted(queues: queues)
+            } catch {
+                // Runners poll; a lost wake-up delays jobs by at most the poll interval.
+                self.logger.debug("wake-up notification failed", metadata: ["error": "\(describe(error))"])
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+/// Where a job is in its life. The raw values are what `skipper.jobs.status` holds.
+public enum JobStatus: String, Sendable, Codable, CaseIterable {
+    /// Waiting to be claimed (possibly not before `run_at`).
+    case queued = "QUEUED"
+    /// Held by a runner.
+    case running = "RUNNING"
+    /// Finished without error.
+    case completed = "COMPLETED"
+    /// Failed its last allowed attempt, or failed in a way no retry can fix.
+    case failed = "FAILED"
+    /// Cancelled before or while running.
+    case cancelled = "CANCELLED"
+
+    /// True for the states a job never leaves by itself.
+    public var isFinished: Bool { self == .completed || self == .failed || self == .cancelled }
+}
+
+/// How to enqueue a job; every field has the schema's default.
+public struct JobOptions: Sendable, Equatable {
+    /// The named queue; runners choose which queues they serve. Default `default`.
+    public var queue: String
+    /// Lower runs first. Default 0.
+    public var priority: Int16
+    /// Not claimed before this time. Default: now.
+    public var runAt: Date?
+    /// Attempts allowed before the job is FAILED. Default 25.
+    public var maxAttempts: Int32
+    /// At most one QUEUED job per key: enqueueing again returns the queued job.
+    public var uniqueKey: String?
+    /// Free-form JSON object stored in `meta` (request id, submitter...).
+    public var meta: [String: String]
+
+    /// Options with the defaults, changed where given.
+    public init(
+        queue: String = "default", priority: Int16 = 0, runAt: Date? = nil, maxAttempts: Int32 = 25,
+        uniqueKey: String? = nil, meta: [String: String] = [:]
+    ) {
+        self.queue = queue
+        self.priority = priority
+        self.runAt = runAt
+        self.maxAttempts = maxAttempts
+        self.uniqueKey = uniqueKey
+        self.meta = meta
+    }
+}
+
+/// The result of an enqueue: the job's id, and whether an existing QUEUED job with the same unique key was returned.
+public struct EnqueuedJob: Sendable, Equatable {
+    /// The job's id in `skipper.jobs`.
+    public let id: Int64
+    /// False when the unique key matched a job already queued.
+    public let inserted: Bool
+}
+
+/// A job as a runner holds it after claiming it.
+public struct ClaimedJob: Sendable, Equatable {
+    /// The job's id.
+    public let id: Int64
+    /// Its queue.
+    public let queue: String
+    /// Which handler runs it.
+    public let kind: String
+    /// The arguments as JSON text.
+    public let args: String
+    /// This attempt's number, from 1.
+    public let attempt: Int32
+    /// Attempts allowed.
+    public let maxAttempts: Int32
+    /// `meta` as JSON text.
+    public let meta: String
+}

@@ -1,0 +1,143 @@
+import Foundation
+
+/// The code behind one job kind.
+///
+/// ```swift
+/// struct Resize: JobHandler {
+///     struct Args: Codable, Sendable { var url: String }
+///     static let kind = "image.resize"
+///     func run(_ args: Args, context: JobContext) async throws -> NoOutput? { ...; return nil }
+/// }
+/// ```
+/// Cancellation reaches `run` as ordinary task cancellation. A thrown error fails the attempt (retried with
+/// backoff while attempts remain); throw ``JobError`` to choose the retry delay or to fail without retry.
+public protocol JobHandler: Sendable {
+    /// The decoded `args`.
+    associatedtype Args: Decodable & Sendable
+    /// What `run` returns, stored as JSON in `result`.
+    associatedtype Output: Encodable & Sendable = NoOutput
+
+    /// The kind name jobs are enqueued with.
+    static var kind: String { get }
+
+    /// Runs one attempt. Return nil for no result.
+    func run(_ args: Args, context: JobContext) async throws -> Output?
+
+    /// The delay before retry `attempt + 1` after attempt `attempt` failed. Default: attempt⁴ seconds ± 10 %.
+    func retryDelay(afterAttempt attempt: Int32) -> Duration
+}
+
+extension JobHandler {
+    public func retryDelay(afterAttempt attempt: Int32) -> Duration {
+        Backoff.standard(afterAttempt: attempt)
+    }
+}
+
+/// For handlers that return nothing.
+public struct NoOutput: Codable, Sendable {}
+
+/// Errors a handler throws to steer what happens to the job.
+public enum JobError: Error, CustomStringConvertible {
+    /// Fail this attempt and retry after `delay` (while attempts remain).
+    case retry(after: Duration, message: String)
+    /// Fail the job now, with no retry: the input can never work.
+    case permanent(String)
+
+    public var description: String {
+        switch self {
+        case .retry(_, let message): return message
+        case .permanent(let message): return message
+        }
+    }
+}
+
+/// River's backoff: attempt⁴ seconds, ± 10 % jitter, so failures of a burst do not retry in lockstep.
+public enum Backoff {
+    /// attempt⁴ s ± 10 %, capped at one day.
+    public static func standard(afterAttempt attempt: Int32) -> Duration {
+        let base = min(pow(Double(max(attempt, 1)), 4), 86_400)
+        let jitter = Double.random(in: -0.1...0.1) * base
+        return .milliseconds(Int64((base + jitter) * 1000))
+    }
+}
+
+/// A handler with its types erased, as the runner keeps it.
+public struct AnyJobHandler: Sendable {
+    /// The kind it runs.
+    public let kind: String
+    /// Decodes `args` JSON, runs, and encodes the output as JSON text (nil for none).
+    let execute: @Sendable (_ args: String, _ context: JobContext) async throws -> String?
+    /// Checks that `args` JSON decodes; throws ``ArgumentsError`` naming the problem.
+    public let validate: @Sendable (_ args: String) throws -> Void
+    /// The handler's retry delay.
+    let retryDelay: @Sendable (_ afterAttempt: Int32) -> Duration
+
+    /// Wraps a handler.
+    public init<H: JobHandler>(_ handler: H) {
+        self.kind = H.kind
+        self.execute = { json, context in
+            let args = try ArgumentsError.decode(H.Args.self, from: json)
+            guard let output = try await handler.run(args, context: context) else { return nil }
+            if output is NoOutput { return nil }
+            return String(decoding: try JSONEncoder().encode(output), as: UTF8.self)
+        }
+        self.validate = { json in _ = try ArgumentsError.decode(H.Args.self, from: json) }
+        self.retryDelay = { handler.retryDelay(afterAttempt: $0) }
+    }
+}
+
+/// Arguments that do not decode into a handler's `Args`; names the field when it can.
+public struct ArgumentsError: Error, CustomStringConvertible {
+    /// The JSON path of the offending field, e.g. `ms`; empty for the whole object.
+    public let field: String
+    /// What is wrong.
+    public let message: String
+
+    public var description: String { self.field.isEmpty ? self.message : "\(self.field): \(self.message)" }
+
+    static func decode<T: Decodable>(_ type: T.Type, from json: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(json.utf8))
+        } catch let error as DecodingError {
+            throw Self(error)
+        }
+    }
+
+    init(_ error: DecodingError) {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            self.field = path(context.codingPath + [key])
+            self.message = "is required"
+        case .typeMismatch(let type, let context):
+            self.field = path(context.codingPath)
+            self.message = "must be \(Self.name(of: type))"
+        case .valueNotFound(let type, let context):
+            self.field = path(context.codingPath)
+            self.message = "must be \(Self.name(of: type)), not null"
+        case .dataCorrupted(let context):
+            self.field = path(context.codingPath)
+            self.message = context.codingPath.isEmpty ? "args must be a JSON object" : context.debugDescription
+        @unknown default:
+            self.field = ""
+            self.message = "\(error)"
+        }
+    }
+
+    init(field: String, message: String) {
+        self.field = field
+        self.message = message
+    }
+
+    private static func name(of type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type, is Int64.Type, is Int32.Type, is Int16.Type, is UInt.Type: return "a whole number"
+        case is Double.Type, is Float.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default: return "\(type)".contains("Dictionary") ? "an object" : "a \(type)"
+        }
+    }
+}

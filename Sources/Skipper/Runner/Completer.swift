@@ -1,0 +1,70 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Writes finished attempts in batches: whatever finished while the previous write was in flight goes in the
+/// next one, so under load one UPDATE finishes many jobs. A failed write is retried, never dropped.
+final class Completer: Service, Sendable {
+    let store: JobStore
+    let runnerID: String
+    let logger: Logger
+    private let buffer = Mutex<[Finished]>([])
+    private let wake = WakeSignal()
+    private let stopping = Atomic<Bool>(false)
+
+    init(store: JobStore, runnerID: String, logger: Logger) {
+        self.store = store
+        self.runnerID = runnerID
+        self.logger = logger
+    }
+
+    /// Queues a finished attempt for the next write.
+    func submit(_ finished: Finished) {
+        self.buffer.withLock { $0.append(finished) }
+        self.wake.signal()
+    }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await self.loop()
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .releasing)
+            self.wake.signal()
+        }
+    }
+
+    private func loop() async {
+        var failures = 0
+        while !Task.isCancelled {
+            let batch = self.buffer.withLock { buffer in
+                defer { buffer.removeAll(keepingCapacity: true) }
+                return buffer
+            }
+            if batch.isEmpty {
+                // Runs after the executor stopped (services stop in reverse order), so empty means done.
+                if self.stopping.load(ordering: .acquiring) { return }
+                await self.wake.wait(timeout: .seconds(1))
+                continue
+            }
+            do {
+                let applied = try await self.store.finish(batch, runnerID: self.runnerID)
+                failures = 0
+                if applied.count < batch.count {
+                    for item in batch where !applied.contains(item.id) {
+                        self.logger.warning(
+                            "late write dropped: the job is no longer held by this runner",
+                            metadata: ["job.id": "\(item.id)", "job.attempt": "\(item.attempt)"])
+                    }
+                }
+            } catch {
+                failures += 1
+                self.buffer.withLock { $0.insert(contentsOf: batch, at: 0) }
+                let delay = Duration.milliseconds(min(50 * (1 << min(failures, 7)), 5000))
+                self.logger.warning(
+                    "writing finished jobs failed; retrying",
+                    metadata: ["error": "\(describe(error))", "jobs": "\(batch.count)", "retry.in": "\(delay)"])
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+}

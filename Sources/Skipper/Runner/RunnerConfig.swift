@@ -1,0 +1,78 @@
+import Foundation
+
+/// How a runner process behaves; every variable read once here, with its default.
+public struct RunnerConfig: Sendable {
+    /// `WORKERS`: jobs run at once by this process. Default 8.
+    public var workers = 8
+    /// `QUEUES`: comma-separated queues this runner serves. Default `default`.
+    public var queues = ["default"]
+    /// `CLAIM_BATCH`: most jobs one claim statement takes. Default 100 (never more than the free slots).
+    public var claimBatch = 100
+    /// `POLL_INTERVAL`: how often an idle runner looks for jobs when no notification came. Default 1 s.
+    public var pollInterval: Duration = .seconds(1)
+    /// `POLL_ONLY=1`: no LISTEN (behind a transaction-pooling PgBouncer); wake-ups by polling, cancels by sweep.
+    public var pollOnly = false
+    /// `RESCUE_AFTER`: a RUNNING job whose runner has not heartbeated for this long is rescued. Default 30 s.
+    public var rescueAfter: Duration = .seconds(30)
+    /// `SHUTDOWN_GRACE`: on SIGTERM, how long running jobs may finish before they are cancelled and released.
+    /// Default 30 s.
+    public var shutdownGrace: Duration = .seconds(30)
+    /// `RETENTION`: finished jobs older than this are pruned. Default 7 days.
+    public var retention: Duration = .seconds(7 * 86_400)
+    /// `CANCEL_SWEEP`: how often the runner checks its own jobs for cancel requests it may have missed. Default 2 s
+    /// (the poll interval in poll-only mode).
+    public var cancelSweep: Duration = .seconds(2)
+    /// `MAINTENANCE_INTERVAL`: how often the leader rescues and prunes. Default 5 s.
+    public var maintenanceInterval: Duration = .seconds(5)
+    /// `PROGRESS_INTERVAL`: the most often one job's progress is written. Default 500 ms.
+    public var progressInterval: Duration = .milliseconds(500)
+
+    /// The heartbeat period: a third of `RESCUE_AFTER`, at most 5 s, so two missed beats never rescue a live runner.
+    public var heartbeatInterval: Duration { min(self.rescueAfter / 3, .seconds(5)) }
+
+    /// Defaults, changed by the environment.
+    public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) {
+        if let v = env["WORKERS"] { self.workers = try ConfigError.positiveInt(v, name: "WORKERS") }
+        if let v = env["QUEUES"] {
+            let queues = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !queues.isEmpty else { throw ConfigError(name: "QUEUES", message: "must name at least one queue") }
+            self.queues = queues
+        }
+        if let v = env["CLAIM_BATCH"] { self.claimBatch = try ConfigError.positiveInt(v, name: "CLAIM_BATCH") }
+        if let v = env["POLL_INTERVAL"] { self.pollInterval = try ConfigError.duration(v, name: "POLL_INTERVAL") }
+        if let v = env["POLL_ONLY"] { self.pollOnly = ["1", "true", "yes", "on"].contains(v.lowercased()) }
+        if let v = env["RESCUE_AFTER"] { self.rescueAfter = try ConfigError.duration(v, name: "RESCUE_AFTER") }
+        if let v = env["SHUTDOWN_GRACE"] { self.shutdownGrace = try ConfigError.duration(v, name: "SHUTDOWN_GRACE", allowZero: true) }
+        if let v = env["RETENTION"] { self.retention = try ConfigError.duration(v, name: "RETENTION") }
+        if let v = env["CANCEL_SWEEP"] {
+            self.cancelSweep = try ConfigError.duration(v, name: "CANCEL_SWEEP")
+        } else if self.pollOnly {
+            self.cancelSweep = self.pollInterval
+        }
+        if let v = env["MAINTENANCE_INTERVAL"] {
+            self.maintenanceInterval = try ConfigError.duration(v, name: "MAINTENANCE_INTERVAL")
+        } else {
+            self.maintenanceInterval = min(self.maintenanceInterval, self.heartbeatInterval)
+        }
+        if let v = env["PROGRESS_INTERVAL"] { self.progressInterval = try ConfigError.duration(v, name: "PROGRESS_INTERVAL") }
+    }
+}
+
+extension ConfigError {
+    /// `500ms`, `30s`, `5m`, `2h`, `7d`, or a bare number of seconds.
+    static func duration(_ value: String, name: String, allowZero: Bool = false) throws(ConfigError) -> Duration {
+        let text = value.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+        var number = text
+        var scale = 1.0
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            number = String(text.dropLast(suffix.count))
+            scale = factor
+            break
+        }
+        guard let amount = Double(number), amount.isFinite, amount > 0 || (allowZero && amount == 0) else {
+            throw ConfigError(name: name, message: "must be a duration like 500ms, 30s, 5m or 7d, not '\(value)'")
+        }
+        return .milliseconds(Int64(amount * scale * 1000))
+    }
+}

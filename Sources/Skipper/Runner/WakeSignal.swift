@@ -1,0 +1,105 @@
+import Synchronization
+
+/// Wakes one waiting task: a signal before the wait is remembered, and a wait ends at a timeout too.
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+        var waiterToken: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// Wakes the waiter, or the next one to wait.
+    func signal() {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.pending = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Returns at the first of: a signal (also one that came before), `timeout`, or task cancellation.
+    func wait(timeout: Duration) async {
+        if self.state.withLock({ state in
+            defer { state.pending = false }
+            return state.pending
+        }) { return }
+        let token = self.state.withLock { state -> UInt64 in
+            state.waiterToken &+= 1
+            return state.waiterToken
+        }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            self.resume(token: token)
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = self.state.withLock { state -> Bool in
+                    if state.pending || state.waiterToken != token {
+                        state.pending = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            self.resume(token: token)
+        }
+        timer.cancel()
+    }
+
+    /// Ends the wait identified by `token` if it is still the current one.
+    private func resume(token: UInt64) {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.waiterToken == token else { return nil }
+            // Invalidate the token so a continuation registered after this point resumes at once.
+            state.waiterToken &+= 1
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+}
+
+/// Opens once; every waiter before and after passes.
+final class StartGate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = self.state.withLock { state in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Waits until `open`; returns early (without opening) when the task is cancelled.
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let passNow = self.state.withLock { state -> Bool in
+                    if state.open || Task.isCancelled { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if passNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiters = self.state.withLock { state in
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+
+    var isOpen: Bool { self.state.withLock { $0.open } }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+import TestSupport
+
+@testable import Skipper
+
+@Suite struct QueueTests {
+    let logger = Logger(label: "test")
+
+    @Test func aJobIsClaimedByExactlyOneRunner() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let id = try await skipper.enqueue(kind: "noop").id
+                async let a = skipper.store.claim(queues: ["default"], runnerID: "a", limit: 1)
+                async let b = skipper.store.claim(queues: ["default"], runnerID: "b", limit: 1)
+                let claimed = try await a + b
+                #expect(claimed.map(\.id) == [id])
+                #expect(claimed.first?.attempt == 1)
+            }
+        }
+    }
+
+    @Test func futureJobsWaitAndLowerPriorityRunsFirst() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let later = try await skipper.enqueue(kind: "noop", options: JobOptions(runAt: Date().addingTimeInterval(3600))).id
+                let low = try await skipper.enqueue(kind: "noop", options: JobOptions(priority: 5)).id
+                let high = try await skipper.enqueue(kind: "noop", options: JobOptions(priority: -1)).id
+                let other = try await skipper.enqueue(kind: "noop", options: JobOptions(queue: "other")).id
+                let claimed = try await skipper.store.claim(queues: ["default"], runnerID: "r", limit: 10)
+                #expect(claimed.map(\.id) == [high, low])
+                #expect(try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(later)") == "QUEUED")
+                #expect(try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(other)") == "QUEUED")
+                try await db.query("UPDATE skipper.jobs SET run_at = now() - interval '1 second' WHERE id = \(later)")
+                #expect(try await skipper.store.claim(queues: ["default"], runnerID: "r", limit: 10).map(\.id) == [later])
+            }
+        }
+    }
+
+    @Test func concurrentEnqueuesWithOneUniqueKeyMakeOneQueuedJob() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient(maxConnections: 40) { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let jobs = try await withThrowingTaskGroup(of: EnqueuedJob.self) { group in
+                    for _ in 0..<1000 {
+                        group.addTask { try await skipper.enqueue(kind: "noop", options: JobOptions(uniqueKey: "report")) }
+                    }
+                    return try await group.reduce(into: [EnqueuedJob]()) { $0.append($1) }
+                }
+                #expect(jobs.count == 1000)
+                #expect(Set(jobs.map(\.id)).count == 1)
+                #expect(jobs.filter(\.inserted).count == 1)
+                #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "1")
+                // Once it runs, the key is free again: the next enqueue makes a new job.
+                _ = try await skipper.store.claim(queues: ["default"], runnerID: "r", limit: 1)
+                #expect(try await skipper.enqueue(kind: "noop", options: JobOptions(uniqueKey: "report")).inserted)
+            }
+        }
+    }
+
+    @Test func enqueueManyInsertsInOneStatementAndSkipsQueuedKeys() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                _ = try await skipper.enqueue(kind: "noop", options: JobOptions(uniqueKey: "k1"))
+                var jobs = (0..<5000).map { NewJob(kind: "sleep", args: #"{"ms": \#($0)}"#, options: JobOptions(queue: "bulk", priority: 2)) }
+                jobs.append(NewJob(kind: "noop", options: JobOptions(uniqueKey: "k1")))
+                jobs.append(NewJob(kind: "noop", options: JobOptions(runAt: Date(timeIntervalSince1970: 4_000_000_000), uniqueKey: "k2")))
+                let ids = try await skipper.enqueueMany(jobs)
+                #expect(ids.count == 5001)
+                #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE queue = 'bulk' AND priority = 2 AND (args->>'ms')::int < 5000") == "5000")
+                #expect(try await db.scalar("SELECT extract(year FROM run_at)::int FROM skipper.jobs WHERE unique_key = 'k2'") == "2096")
+            }
+        }
+    }
+
+    @Test func aJobEnqueuedInARolledBackTransactionNeverExists() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                struct Boom: Error {}
+                await #expect(throws: Boom.self) {
+                    try await skipper.withTransaction { connection, enqueue in
+                        try await connection.query("INSERT INTO products (name, category, stock, price_cents) VALUES ('x', 'y', 1, 1)", logger: self.logger)
+                        try await enqueue.enqueue(on: connection, kind: "noop")
+                        throw Boom()
+                    }
+                }
+                #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "0")
+                #expect(try await db.scalar("SELECT count(*) FROM products") == "0")
+                try await skipper.withTransaction { connection, enqueue in
+                    try await connection.query("INSERT INTO products (name, category, stock, price_cents) VALUES ('x', 'y', 1, 1)", logger: self.logger)
+                    try await enqueue.enqueue(on: connection, kind: "noop")
+                }
+                #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "1")
+            }
+        }
+    }
+
+    @Test func cancellingAQueuedJobIsImmediateAndAFinishedOneIsRefused() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let id = try await skipper.enqueue(kind: "noop").id
+                #expect(try await skipper.cancel(id: id) == .cancelled)
+                #expect(try await db.scalar("SELECT status || ' ' || (finished_at IS NOT NULL) FROM skipper.jobs WHERE id = \(id)") == "CANCELLED true")
+                #expect(try await skipper.cancel(id: id) == .alreadyFinished(.cancelled))
+                #expect(try await skipper.cancel(id: 987_654) == .notFound)
+                let running = try await skipper.enqueue(kind: "noop").id
+                _ = try await skipper.store.claim(queues: ["default"], runnerID: "r", limit: 1)
+                #expect(try await skipper.cancel(id: running) == .requested)
+                #expect(try await db.scalar("SELECT status || ' ' || (cancel_requested_at IS NOT NULL) FROM skipper.jobs WHERE id = \(running)") == "RUNNING true")
+            }
+        }
+    }
+
+    @Test func aRescuedRunnersLateWritesAreDropped() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                let id = try await skipper.enqueue(kind: "noop").id
+                let first = try #require(try await store.claim(queues: ["default"], runnerID: "dead", limit: 1).first)
+                // Runner "dead" never registered a heartbeat: the leader rescues its job.
+                let rescued = try await store.asLeader { try await store.rescue(after: .seconds(1), on: $0) }
+                #expect(rescued?.map(\.id) == [id])
+                let second = try #require(try await store.claim(queues: ["default"], runnerID: "alive", limit: 1).first)
+                #expect(second.attempt == 2)
+                // The first runner wakes up and reports: nothing it writes may land.
+                try await store.writeProgress([(id, first.attempt, 99, 100)], runnerID: "dead")
+                let late = try await store.finish(
+                    [Finished(id: id, attempt: first.attempt, outcome: .completed(result: #"{"who":"dead"}"#), processed: 100, total: 100)],
+                    runnerID: "dead")
+                #expect(late.isEmpty)
+                #expect(try await db.scalar("SELECT status || ' ' || processed FROM skipper.jobs WHERE id = \(id)") == "RUNNING 0")
+                let applied = try await store.finish(
+                    [Finished(id: id, attempt: second.attempt, outcome: .completed(result: #"{"who":"alive"}"#), processed: -1, total: -1)],
+                    runnerID: "alive")
+                #expect(applied == [id])
+                #expect(try await db.scalar("SELECT result->>'who' FROM skipper.jobs WHERE id = \(id)") == "alive")
+                #expect(try await db.scalar("SELECT array_to_string(attempted_by, ',') FROM skipper.jobs WHERE id = \(id)") == "dead,alive")
+                #expect(try await db.scalar("SELECT errors->0->>'error' FROM skipper.jobs WHERE id = \(id)")?.contains("stopped heartbeating") == true)
+            }
+        }
+    }
+
+    @Test func failuresRetryWithBackoffThenFail() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                let id = try await skipper.enqueue(kind: "noop", options: JobOptions(maxAttempts: 2, uniqueKey: "u")).id
+                var job = try #require(try await store.claim(queues: ["default"], runnerID: "r", limit: 1).first)
+                // A new job with the same key is queued meanwhile: the retry must not collide with it.
+                let twin = try await skipper.enqueue(kind: "noop", options: JobOptions(uniqueKey: "u"))
+                #expect(twin.inserted)
+                _ = try await store.finish([Finished(id: id, attempt: job.attempt, outcome: .failed(error: "boom", retryDelay: .seconds(60), permanent: false), processed: -1, total: -1)], runnerID: "r")
+                #expect(try await db.scalar("SELECT status || ' ' || (run_at > now() + interval '50 seconds') || ' ' || (unique_key IS NULL) FROM skipper.jobs WHERE id = \(id)") == "QUEUED true true")
+                try await db.query("UPDATE skipper.jobs SET run_at = now() WHERE id = \(id)")
+                try await db.query("UPDATE skipper.jobs SET run_at = now() + interval '1 hour' WHERE id = \(twin.id)")
+                job = try #require(try await store.claim(queues: ["default"], runnerID: "r", limit: 1).first)
+                #expect(job.attempt == 2)
+                _ = try await store.finish([Finished(id: id, attempt: job.attempt, outcome: .failed(error: "boom again", retryDelay: .seconds(1), permanent: false), processed: -1, total: -1)], runnerID: "r")
+                #expect(try await db.scalar("SELECT status || ' ' || jsonb_array_length(errors) || ' ' || (errors->1->>'error') FROM skipper.jobs WHERE id = \(id)") == "FAILED 2 boom again")
+            }
+        }
+    }
+}

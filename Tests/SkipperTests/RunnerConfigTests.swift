@@ -1,0 +1,33 @@
+import Testing
+
+@testable import Skipper
+
+@Suite struct RunnerConfigTests {
+    @Test func durationsAndDefaults() throws {
+        let config = try RunnerConfig(environment: ["RESCUE_AFTER": "3s", "SHUTDOWN_GRACE": "500ms", "QUEUES": "a, b", "WORKERS": "4"])
+        #expect(config.rescueAfter == .seconds(3))
+        #expect(config.heartbeatInterval == .seconds(1))
+        #expect(config.shutdownGrace == .milliseconds(500))
+        #expect(config.queues == ["a", "b"])
+        #expect(config.workers == 4)
+        let defaults = try RunnerConfig(environment: [:])
+        #expect(defaults.rescueAfter == .seconds(30) && defaults.heartbeatInterval == .seconds(5))
+        #expect(defaults.retention == .seconds(7 * 86_400))
+        #expect(try RunnerConfig(environment: ["RETENTION": "7d"]).retention == .seconds(604_800))
+    }
+
+    @Test func badValuesNameTheirVariable() {
+        #expect { try RunnerConfig(environment: ["WORKERS": "0"]) } throws: { ($0 as? ConfigError)?.name == "WORKERS" }
+        #expect { try RunnerConfig(environment: ["RESCUE_AFTER": "soon"]) } throws: { ($0 as? ConfigError)?.name == "RESCUE_AFTER" }
+        #expect { try RunnerConfig(environment: ["QUEUES": " , "]) } throws: { ($0 as? ConfigError)?.name == "QUEUES" }
+    }
+
+    @Test func backoffIsAttemptToTheFourthWithinTenPercent() {
+        for attempt in Int32(1)...5 {
+            let base = Double(attempt * attempt * attempt * attempt)
+            let delay = Backoff.standard(afterAttempt: attempt)
+            let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+            #expect(seconds >= base * 0.899 && seconds <= base * 1.101)
+        }
+    }
+}
