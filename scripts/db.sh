@@ -87,6 +87,15 @@ is_running() {
     [ -f "$data/postmaster.pid" ] && as_owner "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1
 }
 
+# The server outlives this script: it must not hold descriptors our caller waits on (a pipe, or the socket
+# Foundation's Process uses to notice that its child exited).
+close_inherited_fds() {
+    local fd
+    for fd in $(ls /proc/$$/fd 2>/dev/null); do
+        if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+}
+
 url() { echo "postgres://$DB_ROLE@127.0.0.1:$(cat "$STATE/port")/$DB_NAME?sslmode=disable"; }
 
 start() {
@@ -129,6 +138,7 @@ CONF
     [ -n "$port" ] || port=$(free_port)
     echo "$port" > "$STATE/port"
     log "starting PostgreSQL on 127.0.0.1:$port"
+    close_inherited_fds
     if ! as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$STATE/postgres.log" -w -t 60 \
         -o "-p $port -k $run" start >/dev/null; then
         tail -n 20 "$STATE/postgres.log" >&2 || true

@@ -12,6 +12,9 @@ public struct TestDatabase: Sendable {
     /// Its URL, password included, for child processes.
     public var url: String { self.config.url(redacted: false) }
 
+    /// A handle on an existing database.
+    public init(config: DatabaseConfig) { self.config = config }
+
     /// Runs one statement on a short-lived connection and returns the rows as text (nil for NULL).
     @discardableResult
     public func query(_ sql: PostgresQuery) async throws -> [[String?]] {
@@ -54,13 +57,35 @@ public struct TestServer: Sendable {
     let logger: Logger
 
     public static func shared() throws -> TestServer {
-        guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
-            throw TestSetupError("DATABASE_URL is unset: run the tests with `make test`, which starts a PostgreSQL")
-        }
+        let url = try Self.serverURL.get()
         var logger = Logger(label: "skipper.test")
         logger.logLevel = .warning
         return TestServer(admin: try DatabaseConfig(url: url), logger: logger)
     }
+
+    /// `DATABASE_URL`, else the private cluster of scripts/db.sh (started once, as `make test` would).
+    private static let serverURL: Result<String, TestSetupError> = {
+        if let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty { return .success(url) }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("skipper-db-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let process = Process()
+        process.executableURL = Paths.root.appendingPathComponent("scripts/db.sh")
+        process.arguments = ["start"]
+        guard let handle = try? FileHandle(forWritingTo: out) else { return .failure(TestSetupError("cannot write \(out.path)")) }
+        process.standardOutput = handle
+        do {
+            try process.run()
+            process.waitUntilExit()
+        } catch {
+            return .failure(TestSetupError("DATABASE_URL is unset and scripts/db.sh could not start PostgreSQL: \(error)"))
+        }
+        let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+        guard process.terminationStatus == 0, let range = text.range(of: "DATABASE_URL='") else {
+            return .failure(TestSetupError("DATABASE_URL is unset and scripts/db.sh start failed; run `make test`"))
+        }
+        return .success(String(text[range.upperBound...].prefix { $0 != "'" }))
+    }()
 
     func drop(_ name: String) async throws {
         try await Self.withConnection(to: self.admin) { connection in
@@ -112,6 +137,7 @@ extension TestServer {
         case .int2, .int4, .int8: return (try? cell.decode(Int64.self)).map(String.init)
         case .float4, .float8: return (try? cell.decode(Double.self)).map { String($0) }
         case .uuid: return (try? cell.decode(UUID.self))?.uuidString.lowercased()
+        case .numeric: return (try? cell.decode(Decimal.self)).map { "\($0)" }
         default:
             if let text = try? cell.decode(String.self) { return text }
             return cell.bytes.map { String(buffer: $0) }
