@@ -9,7 +9,7 @@ MERCHANTS ?= 1000
 DAYS ?= 31
 STEPS ?= 1
 
-.PHONY: all build run test db db-stop migrate-up migrate-down migrate-status seed clean
+.PHONY: all build run test bench db db-stop migrate-up migrate-down migrate-status seed clean
 
 all: build
 
@@ -47,3 +47,8 @@ seed: migrate-up
 clean:
 	-scripts/db.sh stop
 	rm -rf .skipper .build
+
+## Release-built benchmark: prints a table and writes bench/results/latest.json.
+bench:
+	$(SWIFT) build -c release --product skipper-bench --product skipper-runner --product skipper-migrate
+	$(WITH_DB) .build/release/skipper-bench

@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "skipper-api", targets: ["API"]),
         .executable(name: "skipper-runner", targets: ["Runner"]),
         .executable(name: "skipper-migrate", targets: ["Migrate"]),
+        .executable(name: "skipper-bench", targets: ["Bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
@@ -53,6 +54,11 @@ let package = Package(
                 "CLibPQ", "Skipper",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // make bench: the queue against the raw SQL it needs, in one run.
+        .executableTarget(
+            name: "Bench",
+            dependencies: ["Skipper", .product(name: "PostgresNIO", package: "postgres-nio")]
         ),
         // Shared by the test targets: a fresh PostgreSQL database per suite, paths to the built executables.
         .target(

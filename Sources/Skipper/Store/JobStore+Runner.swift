@@ -3,8 +3,8 @@ import Logging
 import PostgresNIO
 
 /// A finished attempt, as the completer writes it.
-struct Finished: Sendable {
-    enum Outcome: Sendable {
+package struct Finished: Sendable {
+    package enum Outcome: Sendable {
         /// Ran to the end; `result` is JSON text or nil.
         case completed(result: String?)
         /// Threw: retried after `retryDelay` while attempts remain, unless `permanent`.
@@ -15,19 +15,27 @@ struct Finished: Sendable {
         case released
     }
 
-    let id: Int64
-    let attempt: Int32
-    let outcome: Outcome
+    package let id: Int64
+    package let attempt: Int32
+    package let outcome: Outcome
     /// Last progress numbers, written with the outcome; -1 keeps the column as it is.
-    let processed: Int64
-    let total: Int64
+    package let processed: Int64
+    package let total: Int64
+
+    package init(id: Int64, attempt: Int32, outcome: Outcome, processed: Int64 = -1, total: Int64 = -1) {
+        self.id = id
+        self.attempt = attempt
+        self.outcome = outcome
+        self.processed = processed
+        self.total = total
+    }
 }
 
 extension JobStore {
     // MARK: - Claim
 
     /// Claims up to `limit` QUEUED jobs of `queues` for `runnerID` in one statement.
-    func claim(queues: [String], runnerID: String, limit: Int) async throws -> [ClaimedJob] {
+    package func claim(queues: [String], runnerID: String, limit: Int) async throws -> [ClaimedJob] {
         let rows = try await self.client.query(
             """
             WITH next AS (
@@ -58,7 +66,7 @@ extension JobStore {
 
     /// Writes finished attempts, one statement per kind of outcome. Returns the ids whose write took effect;
     /// the others were no longer held by this runner (rescued or cancelled meanwhile) and are left alone.
-    func finish(_ batch: [Finished], runnerID: String) async throws -> Set<Int64> {
+    package func finish(_ batch: [Finished], runnerID: String) async throws -> Set<Int64> {
         var applied = Set<Int64>()
         var completed: [Finished] = []
         var failed: [Finished] = []

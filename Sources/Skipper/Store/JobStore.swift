@@ -47,7 +47,7 @@ public struct JobStore: Sendable {
 
     /// Inserts many jobs with one statement. Jobs whose unique key already has a QUEUED job are skipped.
     /// Returns the ids inserted.
-    func insertMany(_ jobs: [NewJob], on connection: PostgresConnection?) async throws -> [Int64] {
+    package func insertMany(_ jobs: [NewJob], on connection: PostgresConnection?) async throws -> [Int64] {
         guard !jobs.isEmpty else { return [] }
         let queues = jobs.map(\.options.queue)
         let kinds = jobs.map(\.kind)
