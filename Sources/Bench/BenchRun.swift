@@ -12,6 +12,9 @@ struct BenchRun {
     /// Claim batch of the raw loop and of the runners (WORKERS = CLAIM_BATCH), so both take the same batches.
     let batch = 100
 
+    /// BENCH_PHASES=enqueue,drain,latency,cancel (default: all).
+    let phases = Set((ProcessInfo.processInfo.environment["BENCH_PHASES"] ?? "enqueue,drain,latency,cancel").split(separator: ",").map(String.init))
+
     func all() async throws -> Report {
         var report = Report()
         report.postgres = try await self.scalarText("SELECT split_part(version(), ' on ', 1)")
@@ -19,6 +22,7 @@ struct BenchRun {
         let skipper = SkipperClient(postgres: self.client, logger: self.logger)
 
         // 1. Bulk enqueue: one statement of 100,000 jobs, against the bare INSERT of the same rows.
+        if self.phases.contains("enqueue") {
         try await self.reset()
         let raw = try await self.timed { try await self.exec("INSERT INTO skipper.jobs (kind, args) SELECT 'noop', '{}'::jsonb FROM generate_series(1, \(Int64(self.jobs)))") }
         try await self.reset()
@@ -26,8 +30,10 @@ struct BenchRun {
         let bulk = try await self.timed { _ = try await skipper.enqueueMany(newJobs) }
         report.measurements.append(Measurement(name: "bulk enqueue of 100,000 noop jobs", value: Double(self.jobs) / bulk, unit: "jobs/s", baseline: "INSERT … SELECT generate_series", baselineValue: Double(self.jobs) / raw))
         Swift.print("bulk enqueue: \(Int(Double(self.jobs) / bulk)) jobs/s (raw \(Int(Double(self.jobs) / raw)))")
+        }
 
         // 2. The raw-SQL limit: the claim and complete statements alone, in 1 and 2 loops.
+        if self.phases.contains("drain") {
         var rawRates: [Int: Double] = [:]
         for loops in [1, 2] {
             try await self.seed()
@@ -60,10 +66,11 @@ struct BenchRun {
             report.measurements.append(Measurement(name: "drain 100,000 noop, \(runners) runner process\(runners == 1 ? "" : "es")", value: rate, unit: "jobs/s", baseline: "claim+complete SQL, \(runners) loop\(runners == 1 ? "" : "s")", baselineValue: rawRates[runners]))
             Swift.print("drain with \(runners) runner(s): \(Int(rate)) jobs/s")
         }
+        }
 
         // 4. Enqueue-to-start latency at a steady 200 jobs/s, idle runners waiting on LISTEN.
-        try await self.reset()
-        do {
+        if self.phases.contains("latency") {
+            try await self.reset()
             let processes = try (0..<2).map { _ in try Runner(url: self.url, environment: [:]) }
             try await self.waitUntil(timeout: 30) { try await self.count("SELECT count(*) FROM skipper.runners") == 2 }
             try await Task.sleep(for: .milliseconds(500))
@@ -82,8 +89,8 @@ struct BenchRun {
         }
 
         // 5. Cancel latency of RUNNING jobs: from the cancel request to CANCELLED, by the server's clock.
-        try await self.reset()
-        do {
+        if self.phases.contains("cancel") {
+            try await self.reset()
             let processes = try (0..<2).map { _ in try Runner(url: self.url, environment: ["WORKERS": "50"]) }
             let sleepers = (0..<100).map { _ in NewJob(kind: "sleep", args: #"{"ms": 120000}"#) }
             let ids = try await skipper.enqueueMany(sleepers)

@@ -36,6 +36,8 @@ final class Completer: Service, Sendable {
     private func loop() async {
         var failures = 0
         while !Task.isCancelled {
+            // Jobs of one claimed batch finish within a moment of each other: a short linger writes them together.
+            if self.buffer.withLock({ !$0.isEmpty && $0.count < 64 }) { try? await Task.sleep(for: .milliseconds(2)) }
             let batch = self.buffer.withLock { buffer in
                 defer { buffer.removeAll(keepingCapacity: true) }
                 return buffer

@@ -68,20 +68,31 @@ final class Executor: Service, Sendable {
 
     private func claimLoop() async {
         var failures = 0
+        var lastClaim = ContinuousClock.now
+        // Under load, claiming whenever a single slot frees makes many one-job claims, each a commit. Wait a moment
+        // for half a batch of free slots instead; an idle runner, or one that has waited long enough, claims at once.
+        let threshold = max(1, min(self.config.workers, self.config.claimBatch) / 2)
+        let cooldown = Duration.milliseconds(20)
         while !Task.isCancelled {
-            let (free, stopping) = self.state.withLock { state -> (Int, Bool) in
+            let (free, running, stopping) = self.state.withLock { state -> (Int, Int, Bool) in
                 let free = self.config.workers - state.running.count
-                state.waitingForSlot = free == 0
-                return (free, state.stopping)
+                state.waitingForSlot = free < threshold
+                return (free, state.running.count, state.stopping)
             }
             if stopping { return }
             if free == 0 {
                 await self.wake.wait(timeout: self.config.pollInterval)
                 continue
             }
+            let sinceLast = ContinuousClock.now - lastClaim
+            if free < threshold, running > 0, sinceLast < cooldown {
+                await self.wake.wait(timeout: cooldown - sinceLast)
+                continue
+            }
             let limit = min(free, self.config.claimBatch)
             let jobs: [ClaimedJob]
             do {
+                lastClaim = .now
                 jobs = try await self.store.claim(queues: self.config.queues, runnerID: self.runnerID, limit: limit)
                 failures = 0
             } catch {
@@ -94,7 +105,10 @@ final class Executor: Service, Sendable {
             }
             for job in jobs { self.start(job) }
             // A full batch means more may be waiting; otherwise sleep until a notification or the poll interval.
-            if jobs.count < limit { await self.wake.wait(timeout: self.config.pollInterval) }
+            if jobs.count < limit {
+                self.state.withLock { $0.waitingForSlot = false }
+                await self.wake.wait(timeout: self.config.pollInterval)
+            }
         }
     }
 
