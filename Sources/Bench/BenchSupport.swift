@@ -43,6 +43,18 @@ final class Runner: @unchecked Sendable {
         try self.process.run()
     }
 
+    /// Starts `count` runners, runs `body`, and stops them whatever happens, so a failed bench leaves no process behind.
+    static func with(_ count: Int, url: String, environment: [String: String], _ body: () async throws -> Void) async throws {
+        let runners = try (0..<count).map { _ in try Runner(url: url, environment: environment) }
+        do {
+            try await body()
+        } catch {
+            for runner in runners { await runner.stop() }
+            throw error
+        }
+        for runner in runners { await runner.stop() }
+    }
+
     func stop() async {
         guard self.process.isRunning else { return }
         kill(self.process.processIdentifier, SIGTERM)
