@@ -50,5 +50,5 @@ clean:
 
 ## Release-built benchmark: prints a table and writes bench/results/latest.json.
 bench:
-	for product in skipper-migrate skipper-runner skipper-bench; do $(SWIFT) build -c release --product $$product || exit 1; done
+	for product in skipper-migrate skipper-runner skipper-api skipper-bench; do $(SWIFT) build -c release --product $$product || exit 1; done
 	$(WITH_DB) .build/release/skipper-bench

@@ -2,10 +2,9 @@ import Foundation
 import Hummingbird
 import Logging
 import PostgresNIO
+import Prometheus
+import Shop
 import Skipper
-
-/// The request context of every route.
-typealias APIRequestContext = BasicRequestContext
 
 /// Builds the API; `main` and the tests share it.
 func buildApplication(config: SkipperConfig, logger: Logger) async throws -> some ApplicationProtocol {
@@ -13,15 +12,37 @@ func buildApplication(config: SkipperConfig, logger: Logger) async throws -> som
         configuration: config.database.clientConfiguration(maxConnections: config.poolSize, applicationName: "skipper-api"),
         backgroundLogger: logger
     )
-    let router = Router(context: APIRequestContext.self)
-    HealthController(postgres: postgres, logger: logger).addRoutes(to: router)
+    let api = buildRouter(config: config, postgres: postgres, logger: logger)
     var app = Application(
-        router: router,
+        router: api.router,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "skipper-api"),
         logger: logger
     )
-    app.addServices(postgres)
+    app.addServices(postgres, api.events)
     return app
+}
+
+/// The router with every route and middleware, the event hub its SSE streams need running, and the route table.
+struct APIRouter {
+    let router: Router<APIRequestContext>
+    let events: EventHub
+    let routes: RouteTable
+}
+
+func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger) -> APIRouter {
+    let router = Router(context: APIRequestContext.self)
+    let routes = Routes(router: router)
+    let registry = PrometheusCollectorRegistry()
+    // Middleware applies to the routes added after it: metrics outermost, so they see the final status.
+    router.add(middleware: MetricsMiddleware(registry: registry))
+    router.add(middleware: RequestMiddleware(routes: routes.table, logger: logger))
+    router.add(middleware: AuthMiddleware(tokens: config.apiTokens))
+    let database = Database(postgres: postgres, client: SkipperClient(postgres: postgres, logger: logger))
+    let events = EventHub(postgres: postgres, logger: logger)
+    let handlers = Dictionary((BuiltIn.handlers + Shop.handlers).map { ($0.kind, $0) }, uniquingKeysWith: { first, _ in first })
+    OperationsController(database: database, registry: registry, logger: logger).addRoutes(to: routes)
+    JobsController(database: database, events: events, handlers: handlers, logger: logger).addRoutes(to: routes)
+    return APIRouter(router: router, events: events, routes: routes.table)
 }
 
 /// Prints one line on stderr and exits: for configuration errors before anything has started.

@@ -12,8 +12,8 @@ struct BenchRun {
     /// Claim batch of the raw loop and of the runners (WORKERS = CLAIM_BATCH), so both take the same batches.
     let batch = 100
 
-    /// BENCH_PHASES=enqueue,drain,latency,cancel (default: all).
-    let phases = Set((ProcessInfo.processInfo.environment["BENCH_PHASES"] ?? "enqueue,drain,latency,cancel").split(separator: ",").map(String.init))
+    /// BENCH_PHASES=enqueue,drain,latency,cancel,http (default: all).
+    let phases = Set((ProcessInfo.processInfo.environment["BENCH_PHASES"] ?? "enqueue,drain,latency,cancel,http").split(separator: ",").map(String.init))
 
     func all() async throws -> Report {
         var report = Report()
@@ -106,23 +106,24 @@ struct BenchRun {
             report.measurements.append(Measurement(name: "cancel latency of RUNNING jobs p99", value: p99, unit: "ms"))
             Swift.print("cancel: p50 \(p50) ms, p99 \(p99) ms")
         }
+        if self.phases.contains("http") { try await self.http(into: &report) }
         return report
     }
 
     // MARK: - Helpers
 
-    private func reset() async throws {
+    func reset() async throws {
         try await self.exec("TRUNCATE skipper.jobs, skipper.runners, skipper.job_artifacts")
         try await self.exec("VACUUM ANALYZE skipper.jobs")
     }
 
-    private func seed() async throws {
+    func seed() async throws {
         try await self.reset()
         try await self.exec("INSERT INTO skipper.jobs (kind, args) SELECT 'noop', '{}'::jsonb FROM generate_series(1, \(Int64(self.jobs)))")
         try await self.exec("VACUUM ANALYZE skipper.jobs")
     }
 
-    private func percentiles(_ interval: String) async throws -> (Double, Double) {
+    func percentiles(_ interval: String) async throws -> (Double, Double) {
         let rows = try await self.client.query(
             PostgresQuery(unsafeSQL: """
                 SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM \(interval)) * 1000)::float8,
@@ -133,14 +134,14 @@ struct BenchRun {
         return (0, 0)
     }
 
-    private func timed(_ body: () async throws -> Void) async throws -> Double {
+    func timed(_ body: () async throws -> Void) async throws -> Double {
         let start = ContinuousClock.now
         try await body()
         let elapsed = ContinuousClock.now - start
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 
-    private func waitUntil(timeout seconds: Int, _ condition: () async throws -> Bool) async throws {
+    func waitUntil(timeout seconds: Int, _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while try await !condition() {
             guard ContinuousClock.now < deadline else { throw BenchError("timed out after \(seconds) s") }
@@ -149,25 +150,25 @@ struct BenchRun {
     }
 
     /// True when no job is QUEUED or RUNNING. Both partial indexes answer it, so polling costs the runners nothing.
-    private func drained() async throws -> Bool {
+    func drained() async throws -> Bool {
         try await self.count(
             "SELECT (EXISTS (SELECT 1 FROM skipper.jobs WHERE status = 'QUEUED') OR EXISTS (SELECT 1 FROM skipper.jobs WHERE status = 'RUNNING'))::int4::int8"
         ) == 0
     }
 
-    private func exec(_ sql: PostgresQuery) async throws { try await self.client.query(sql, logger: self.logger) }
+    func exec(_ sql: PostgresQuery) async throws { try await self.client.query(sql, logger: self.logger) }
 
-    private func count(_ sql: PostgresQuery) async throws -> Int64 {
+    func count(_ sql: PostgresQuery) async throws -> Int64 {
         for try await value in try await self.client.query(sql, logger: self.logger).decode(Int64.self) { return value }
         return 0
     }
 
-    private func scalarDouble(_ sql: PostgresQuery) async throws -> Double {
+    func scalarDouble(_ sql: PostgresQuery) async throws -> Double {
         for try await value in try await self.client.query(sql, logger: self.logger).decode(Double.self) { return value }
         return 0
     }
 
-    private func scalarText(_ sql: PostgresQuery) async throws -> String {
+    func scalarText(_ sql: PostgresQuery) async throws -> String {
         for try await value in try await self.client.query(sql, logger: self.logger).decode(String.self) { return value }
         return ""
     }

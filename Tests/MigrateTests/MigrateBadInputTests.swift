@@ -22,7 +22,7 @@ import TestSupport
         Case(name: "missing folder", arguments: ["up"], folder: .missing, unreachable: false, expected: "does not exist"),
         Case(name: "malformed file name", arguments: ["up"], folder: .file("3_oops.sql", ""), unreachable: false, expected: "malformed migration file name"),
         Case(name: "duplicate version", arguments: ["up"], folder: .file("000002_again.up.sql", ""), unreachable: false, expected: "version 2 has two up files"),
-        Case(name: "missing pair", arguments: ["up"], folder: .file("000003_lonely.up.sql", ""), unreachable: false, expected: "has no down file"),
+        Case(name: "missing pair", arguments: ["up"], folder: .file("000099_lonely.up.sql", ""), unreachable: false, expected: "has no down file"),
         Case(name: "unreachable database", arguments: ["up"], folder: .real, unreachable: true, expected: "cannot connect to"),
         Case(name: "down without a count", arguments: ["down"], folder: .real, unreachable: false, expected: "give a number of steps"),
         Case(name: "goto an unknown version", arguments: ["goto", "42"], folder: .real, unreachable: false, expected: "no migration with version 42"),

@@ -32,6 +32,20 @@ public final class SkipperClient: Sendable {
         return job
     }
 
+    /// Enqueues one job and returns it as the JSON of `skipper.job_json`, in one statement (the API's submit).
+    public func submit(kind: String, argsJSON: String, options: JobOptions) async throws -> (job: EnqueuedJob, json: String) {
+        let submitted = try await self.store.submit(kind: kind, args: argsJSON, options: options)
+        if submitted.job.inserted { self.notifier.inserted(queue: options.queue) }
+        return submitted
+    }
+
+    /// Puts a FAILED or CANCELLED job back to QUEUED with a fresh attempt budget, and wakes runners of its queue.
+    public func retry(id: Int64) async throws -> RetryOutcome {
+        let outcome = try await self.store.retry(id: id)
+        if case .queued(let queue, _) = outcome { self.notifier.inserted(queue: queue) }
+        return outcome
+    }
+
     /// Enqueues many jobs with one statement; returns the ids inserted (unique-key duplicates are skipped).
     @discardableResult
     public func enqueueMany(_ jobs: [NewJob]) async throws -> [Int64] {

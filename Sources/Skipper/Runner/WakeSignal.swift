@@ -1,7 +1,7 @@
 import Synchronization
 
 /// Wakes one waiting task: a signal before the wait is remembered, and a wait ends at a timeout too.
-final class WakeSignal: Sendable {
+package final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -10,8 +10,10 @@ final class WakeSignal: Sendable {
 
     private let state = Mutex(State())
 
+    package init() {}
+
     /// Wakes the waiter, or the next one to wait.
-    func signal() {
+    package func signal() {
         let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {
                 state.waiter = nil
@@ -24,7 +26,7 @@ final class WakeSignal: Sendable {
     }
 
     /// Returns at the first of: a signal (also one that came before), `timeout`, or task cancellation.
-    func wait(timeout: Duration) async {
+    package func wait(timeout: Duration) async {
         if self.state.withLock({ state in
             defer { state.pending = false }
             return state.pending

@@ -92,7 +92,7 @@ extension JobStore {
             if case .completed(let result) = $0.outcome { return result ?? "null" }
             return "null"
         }
-        return try await self.ids(
+        return try await self.idsNotifying(
             """
             UPDATE skipper.jobs j
             SET status = 'COMPLETED', finished_at = now(), result = nullif(f.result, 'null')::jsonb,
@@ -102,7 +102,7 @@ extension JobStore {
                         \(items.map(\.processed))::int8[], \(items.map(\.total))::int8[])
                  AS f(id, attempt, result, processed, total)
             WHERE j.id = f.id AND j.attempt = f.attempt AND j.status = 'RUNNING' AND j.runner_id = \(runnerID)
-            RETURNING j.id
+            RETURNING j.id, f.processed >= 0 AS watched
             """)
     }
 
@@ -116,7 +116,7 @@ extension JobStore {
             delays.append(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
             permanent.append(isPermanent)
         }
-        return try await self.ids(
+        return try await self.idsNotifying(
             """
             UPDATE skipper.jobs j
             SET status = CASE WHEN f.final THEN 'FAILED' ELSE 'QUEUED' END,
@@ -137,12 +137,12 @@ extension JobStore {
                        AS u(id, attempt, error, delay_ms, permanent, processed, total)
                   JOIN skipper.jobs s ON s.id = u.id) AS f
             WHERE j.id = f.id AND j.attempt = f.attempt AND j.status = 'RUNNING' AND j.runner_id = \(runnerID)
-            RETURNING j.id
+            RETURNING j.id, true AS watched
             """)
     }
 
     private func cancelled(_ items: [Finished], runnerID: String) async throws -> [Int64] {
-        try await self.ids(
+        try await self.idsNotifying(
             """
             UPDATE skipper.jobs j
             SET status = 'CANCELLED', finished_at = now(),
@@ -151,12 +151,12 @@ extension JobStore {
             FROM unnest(\(items.map(\.id))::int8[], \(items.map(\.attempt))::int4[],
                         \(items.map(\.processed))::int8[], \(items.map(\.total))::int8[]) AS f(id, attempt, processed, total)
             WHERE j.id = f.id AND j.attempt = f.attempt AND j.status = 'RUNNING' AND j.runner_id = \(runnerID)
-            RETURNING j.id
+            RETURNING j.id, true AS watched
             """)
     }
 
     private func release(_ items: [Finished], runnerID: String, clearKeys: Bool) async throws -> [Int64] {
-        try await self.ids(
+        try await self.idsNotifying(
             """
             UPDATE skipper.jobs j
             SET status = 'QUEUED', attempt = j.attempt - 1, runner_id = NULL, started_at = NULL, run_at = now(),
@@ -169,7 +169,7 @@ extension JobStore {
             FROM unnest(\(items.map(\.id))::int8[], \(items.map(\.attempt))::int4[],
                         \(items.map(\.processed))::int8[], \(items.map(\.total))::int8[]) AS f(id, attempt, processed, total)
             WHERE j.id = f.id AND j.attempt = f.attempt AND j.status = 'RUNNING' AND j.runner_id = \(runnerID)
-            RETURNING j.id
+            RETURNING j.id, true AS watched
             """)
     }
 
@@ -189,13 +189,18 @@ extension JobStore {
     /// Writes progress of jobs this runner holds, in one statement. Touches no indexed column: a HOT update.
     func writeProgress(_ items: [(id: Int64, attempt: Int32, processed: Int64, total: Int64)], runnerID: String) async throws {
         guard !items.isEmpty else { return }
+        // Each write announces the job on `skipper_events` (the API's live progress); the flusher writes at most
+        // once per PROGRESS_INTERVAL, so that is at most one notification per job per interval.
         try await self.client.query(
             """
+            WITH u AS (
             UPDATE skipper.jobs j
             SET processed = f.processed, total = CASE WHEN f.total >= 0 THEN f.total ELSE j.total END
             FROM unnest(\(items.map(\.id))::int8[], \(items.map(\.attempt))::int4[], \(items.map(\.processed))::int8[],
                         \(items.map(\.total))::int8[]) AS f(id, attempt, processed, total)
             WHERE j.id = f.id AND j.attempt = f.attempt AND j.status = 'RUNNING' AND j.runner_id = \(runnerID)
+            RETURNING j.id)
+            SELECT pg_notify('skipper_events', u.id::text) FROM u
             """,
             logger: self.logger)
     }
@@ -211,6 +216,21 @@ extension JobStore {
         var held: [(id: Int64, cancelRequested: Bool)] = []
         for try await (id, requested) in rows.decode((Int64, Bool).self) { held.append((id, requested)) }
         return held
+    }
+
+    /// Runs a finishing UPDATE that returns `id, watched`, and notifies `skipper_events` for the watched jobs in the
+    /// same statement: jobs that reported progress, failed or were stopped, which someone may follow live. Jobs
+    /// that just completed without progress (the bulk of a busy queue) are not announced: NOTIFY serialises the
+    /// commits of every notifying transaction, and followers of such jobs still see them at their next poll.
+    private func idsNotifying(_ query: PostgresQuery) async throws -> [Int64] {
+        try await self.ids(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH u AS (\(query.sql))
+                    SELECT u.id FROM u
+                    LEFT JOIN LATERAL (SELECT pg_notify('\(JobStore.eventsChannel)', u.id::text) WHERE u.watched) n ON true
+                    """,
+                binds: query.binds))
     }
 
     private func ids(_ query: PostgresQuery) async throws -> [Int64] {

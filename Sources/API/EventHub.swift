@@ -1,0 +1,78 @@
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Skipper
+import Synchronization
+
+/// Fans `skipper_events` notifications out to the SSE streams following each job. One LISTEN connection serves
+/// every stream; it reconnects by itself, and streams also poll, so a missed notification only delays an event.
+final class EventHub: Service, Sendable {
+    private struct State {
+        var followers: [Int64: [UInt64: WakeSignal]] = [:]
+        var nextToken: UInt64 = 0
+    }
+
+    let postgres: PostgresClient
+    let logger: Logger
+    private let state = Mutex(State())
+
+    init(postgres: PostgresClient, logger: Logger) {
+        self.postgres = postgres
+        self.logger = logger
+    }
+
+    /// Registers a follower of `jobID`; its signal rings on each notification for the job.
+    func follow(_ jobID: Int64) -> (token: UInt64, signal: WakeSignal) {
+        let signal = WakeSignal()
+        let token = self.state.withLock { state in
+            state.nextToken &+= 1
+            state.followers[jobID, default: [:]][state.nextToken] = signal
+            return state.nextToken
+        }
+        return (token, signal)
+    }
+
+    func unfollow(_ jobID: Int64, token: UInt64) {
+        self.state.withLock { state in
+            state.followers[jobID]?[token] = nil
+            if state.followers[jobID]?.isEmpty == true { state.followers[jobID] = nil }
+        }
+    }
+
+    /// Rings the followers of `jobID` (also used after this API changed the job itself).
+    func poke(_ jobID: Int64) {
+        let signals = self.state.withLock { Array(($0.followers[jobID] ?? [:]).values) }
+        for signal in signals { signal.signal() }
+    }
+
+    func run() async throws {
+        // Cancelled on shutdown: a listener waiting for a connection to an unreachable server must not hold it up.
+        try await cancelWhenGracefulShutdown { await self.listen() }
+    }
+
+    private func listen() async {
+        var failures = 0
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                try await self.postgres.withConnection { connection in
+                    try await connection.listen(on: JobStore.eventsChannel) { notifications in
+                        failures = 0
+                        for try await notification in notifications.cancelOnGracefulShutdown() {
+                            if let id = Int64(notification.payload) { self.poke(id) }
+                        }
+                    }
+                }
+                return
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isShuttingDownGracefully { return }
+                failures += 1
+                let delay = Duration.milliseconds(min(100 * (1 << min(failures, 6)), 5000))
+                self.logger.warning(
+                    "events listener lost its connection; reconnecting", metadata: ["error": "\(String(reflecting: error))", "retry.in": "\(delay)"])
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// A JSON value as a client sent it, so that each field's type can be checked and named in the error.
+enum JSONValue: Decodable, Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    /// The JSON type's name, for error messages.
+    var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .int, .double: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+}
+
+/// The fields of a JSON object body, read one by one with errors that name the field.
+struct JSONObject {
+    let fields: [String: JSONValue]
+
+    /// Reads the request body (at most 1 MiB) as a JSON object.
+    static func parse(_ request: Request, context: APIRequestContext) async throws -> JSONObject {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: APILimits.maxBody)
+        } catch is NIOTooManyBytesError {
+            throw APIError(status: .contentTooLarge, code: "PAYLOAD_TOO_LARGE", message: "the body is larger than 1 MiB")
+        }
+        guard buffer.readableBytes > 0 else { throw APIError.invalidJSON("the body is empty; send a JSON object") }
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))
+        } catch {
+            throw APIError.invalidJSON("the body is not valid JSON")
+        }
+        guard case .object(let fields) = value else {
+            throw APIError.invalidJSON("the body must be a JSON object, not \(value.typeName)")
+        }
+        return JSONObject(fields: fields)
+    }
+
+    init(fields: [String: JSONValue]) {
+        self.fields = fields
+    }
+
+    /// Refuses fields nobody reads: a misspelt option must not be silently ignored.
+    func rejectUnknown(allowed: Set<String>) throws {
+        if let unknown = self.fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw APIError.invalidField(unknown, "unknown field (expected one of: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    func string(_ name: String, required: Bool = false, maxLength: Int = 256) throws -> String? {
+        guard let value = self.fields[name], value != .null else {
+            if required { throw APIError.invalidField(name, "is required") }
+            return nil
+        }
+        guard case .string(let string) = value else { throw APIError.invalidField(name, "must be a string, not \(value.typeName)") }
+        guard !string.isEmpty else { throw APIError.invalidField(name, "must not be empty") }
+        guard string.count <= maxLength else { throw APIError.invalidField(name, "must be at most \(maxLength) characters") }
+        guard !string.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw APIError.invalidField(name, "must not contain control characters")
+        }
+        return string
+    }
+
+    func integer(_ name: String, in range: ClosedRange<Int64>, required: Bool = false) throws -> Int64? {
+        guard let value = self.fields[name], value != .null else {
+            if required { throw APIError.invalidField(name, "is required") }
+            return nil
+        }
+        let number: Int64
+        switch value {
+        case .int(let int): number = int
+        case .double(let double) where double.rounded() == double && abs(double) < 9.2e18: number = Int64(double)
+        case .double: throw APIError.invalidField(name, "must be an integer between \(range.lowerBound) and \(range.upperBound)")
+        default: throw APIError.invalidField(name, "must be an integer, not \(value.typeName)")
+        }
+        guard range.contains(number) else {
+            throw APIError.invalidField(name, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)")
+        }
+        return number
+    }
+
+    /// An RFC 3339 timestamp such as `2026-01-31T12:00:00Z` (fractional seconds and offsets allowed).
+    func timestamp(_ name: String) throws -> Date? {
+        guard let text = try self.string(name, maxLength: 64) else { return nil }
+        guard let date = parseTimestamp(text) else {
+            throw APIError.invalidField(name, "must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z, not '\(text)'")
+        }
+        return date
+    }
+
+    /// A nested JSON object as compact JSON text.
+    func objectJSON(_ name: String) throws -> String? {
+        guard let value = self.fields[name], value != .null else { return nil }
+        guard case .object = value else { throw APIError.invalidField(name, "must be a JSON object, not \(value.typeName)") }
+        return value.jsonText
+    }
+}
+
+func parseTimestamp(_ text: String) -> Date? {
+    let withFraction = ISO8601DateFormatter()
+    withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    if let date = withFraction.date(from: text) { return date }
+    let plain = ISO8601DateFormatter()
+    plain.formatOptions = [.withInternetDateTime]
+    return plain.date(from: text)
+}
+
+extension JSONValue {
+    /// Compact JSON text of the value.
+    var jsonText: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let value): return value ? "true" : "false"
+        case .int(let value): return String(value)
+        case .double(let value): return value.isFinite ? "\(value)" : "null"
+        case .string(let value): return Self.quote(value)
+        case .array(let values): return "[" + values.map(\.jsonText).joined(separator: ",") + "]"
+        case .object(let fields):
+            return "{" + fields.keys.sorted().map { Self.quote($0) + ":" + fields[$0]!.jsonText }.joined(separator: ",") + "}"
+        }
+    }
+
+    private static func quote(_ string: String) -> String {
+        let data = (try? JSONEncoder().encode(string)) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,222 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Skipper
+
+/// `/jobs`: submit, read, list, cancel, retry and follow jobs. The API inserts and reads; it never runs a job.
+struct JobsController: Sendable {
+    let database: Database
+    let events: EventHub
+    /// Handlers this build knows, to check the arguments of their kinds at submit time.
+    let handlers: [String: AnyJobHandler]
+    let logger: Logger
+
+    static let submitFields: Set<String> = ["kind", "args", "queue", "priority", "run_at", "max_attempts", "unique_key"]
+    static let listParameters: Set<String> = ["status", "kind", "queue", "limit", "after"]
+
+    func addRoutes(to routes: Routes) {
+        routes.add(.post, "/jobs", self.submit)
+        routes.add(.get, "/jobs", self.list)
+        routes.add(.get, "/jobs/:id", self.get)
+        routes.add(.post, "/jobs/:id/cancel", self.cancel)
+        routes.add(.post, "/jobs/:id/retry", self.retry)
+        routes.add(.get, "/jobs/:id/events", self.follow)
+    }
+
+    // MARK: - Submit
+
+    @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let body = try await JSONObject.parse(request, context: context)
+        try body.rejectUnknown(allowed: Self.submitFields)
+        let kind = try body.string("kind", required: true, maxLength: 128)!
+        let args = try body.objectJSON("args") ?? "{}"
+        var options = JobOptions()
+        if let queue = try body.string("queue", maxLength: 128) { options.queue = queue }
+        if let priority = try body.integer("priority", in: Int64(Int16.min)...Int64(Int16.max)) { options.priority = Int16(priority) }
+        options.runAt = try body.timestamp("run_at")
+        if let attempts = try body.integer("max_attempts", in: 1...1000) { options.maxAttempts = Int32(attempts) }
+        options.uniqueKey = try body.string("unique_key", maxLength: 256)
+        options.meta = ["request_id": context.requestID]
+        try self.validate(kind: kind, args: args)
+        let database = self.database
+        let submitted = options
+        let (job, json) = try await database.run {
+            guard try await database.store.isKnownKind(kind) else {
+                let known = try await database.store.knownKinds()
+                throw APIError(
+                    status: .unprocessableContent, code: "UNKNOWN_KIND",
+                    message: "no runner has registered kind '\(kind)'; known kinds: \(known.isEmpty ? "none yet" : known.joined(separator: ", "))")
+            }
+            return try await database.client.submit(kind: kind, argsJSON: args, options: submitted)
+        }
+        return jsonResponse(job.inserted ? .accepted : .ok, json, headers: [.location: "/jobs/\(job.id)"])
+    }
+
+    /// Arguments of kinds this build knows are decoded now, so a typo is a 422 rather than a FAILED job later.
+    func validate(kind: String, args: String) throws {
+        guard let handler = self.handlers[kind] else { return }
+        do {
+            try handler.validate(args)
+        } catch let error as ArgumentsError {
+            let field = error.field.isEmpty ? "args" : "args.\(error.field)"
+            throw APIError(status: .unprocessableContent, code: "INVALID_ARGS", message: "\(field): \(error.message)")
+        }
+    }
+
+    // MARK: - Read
+
+    @Sendable func get(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let id = try jobID(context)
+        let database = self.database
+        guard let json = try await database.run({ try await database.store.jobJSON(id: id) }) else { throw APIError.notFound("job \(id)") }
+        return jsonResponse(.ok, json)
+    }
+
+    @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        if let unknown = query.map({ String($0.key) }).sorted().first(where: { !Self.listParameters.contains($0) }) {
+            throw APIError.invalidParameter(unknown, "unknown parameter (expected: \(Self.listParameters.sorted().joined(separator: ", ")))")
+        }
+        var filter = JobFilter()
+        if let status = query.get("status") {
+            guard let parsed = JobStatus(rawValue: status.uppercased()) else {
+                throw APIError.invalidParameter(
+                    "status", "must be one of \(JobStatus.allCases.map(\.rawValue).joined(separator: ", ")), not '\(status)'")
+            }
+            filter.status = parsed
+        }
+        filter.kind = try Self.nonEmpty(query.get("kind"), name: "kind")
+        filter.queue = try Self.nonEmpty(query.get("queue"), name: "queue")
+        var limit = 50
+        if let text = query.get("limit") {
+            guard let value = Int(text), (1...1000).contains(value) else {
+                throw APIError.invalidParameter("limit", "must be an integer from 1 to 1000, not '\(text)'")
+            }
+            limit = value
+        }
+        var after: Int64?
+        if let text = query.get("after") {
+            guard let value = Int64(text), value > 0 else {
+                throw APIError.invalidParameter("after", "must be the `next` cursor of a previous page, not '\(text)'")
+            }
+            after = value
+        }
+        let database = self.database
+        let (chosen, pageSize, cursor) = (filter, limit, after)
+        let page = try await database.run { try await database.store.list(chosen, limit: pageSize, after: cursor) }
+        let next = page.next.map { "\"\($0)\"" } ?? "null"
+        return jsonResponse(.ok, #"{"jobs":["# + page.jobs.joined(separator: ",") + #"],"next":"# + next + "}")
+    }
+
+    private static func nonEmpty(_ value: String?, name: String) throws -> String? {
+        guard let value else { return nil }
+        guard !value.isEmpty, value.count <= 128 else { throw APIError.invalidParameter(name, "must be 1 to 128 characters") }
+        return value
+    }
+
+    // MARK: - Cancel and retry
+
+    @Sendable func cancel(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let id = try jobID(context)
+        let database = self.database
+        let (outcome, json) = try await database.run {
+            let outcome = try await database.client.cancel(id: id)
+            return (outcome, try await database.store.jobJSON(id: id))
+        }
+        switch outcome {
+        case .cancelled, .requested:
+            self.events.poke(id)
+            return jsonResponse(.accepted, json ?? "{}")
+        case .alreadyFinished(let status):
+            throw APIError(status: .conflict, code: "JOB_FINISHED", message: "job \(id) has already finished: \(status.rawValue)")
+        case .notFound:
+            throw APIError.notFound("job \(id)")
+        }
+    }
+
+    @Sendable func retry(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let id = try jobID(context)
+        let database = self.database
+        switch try await database.run({ try await database.client.retry(id: id) }) {
+        case .queued(_, let json):
+            self.events.poke(id)
+            return jsonResponse(.accepted, json)
+        case .notRetryable(let status):
+            throw APIError(
+                status: .conflict, code: "JOB_NOT_RETRYABLE",
+                message: "job \(id) is \(status.rawValue); only FAILED or CANCELLED jobs can be retried")
+        case .uniqueKeyTaken(let key):
+            throw APIError(
+                status: .conflict, code: "UNIQUE_KEY_QUEUED", message: "another QUEUED job holds unique_key '\(key)'")
+        case .notFound:
+            throw APIError.notFound("job \(id)")
+        }
+    }
+
+    // MARK: - Follow (Server-Sent Events)
+
+    /// `text/event-stream` of the job: one `job` event now, one per change of status or progress (announced on
+    /// `skipper_events`, and polled every second as a floor), and a last one when it finishes; then the stream ends.
+    @Sendable func follow(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let id = try jobID(context)
+        let database = self.database
+        guard let first = try await database.run({ try await database.store.jobJSON(id: id) }) else {
+            throw APIError.notFound("job \(id)")
+        }
+        let events = self.events
+        let logger = self.logger
+        let body = ResponseBody { writer in
+            let (token, signal) = events.follow(id)
+            defer { events.unfollow(id, token: token) }
+            var last = first
+            try await writer.write(Self.event(last))
+            var quiet = ContinuousClock.now
+            while !Self.isFinished(last), !Task.isCancelled {
+                await signal.wait(timeout: .seconds(1))
+                let json: String?
+                do {
+                    json = try await database.run { try await database.store.jobJSON(id: id) }
+                } catch {
+                    logger.debug("event stream could not read the job; trying again", metadata: ["job.id": "\(id)"])
+                    continue
+                }
+                guard let json else { break }  // pruned meanwhile
+                if json != last {
+                    last = json
+                    try await writer.write(Self.event(json))
+                    quiet = .now
+                } else if ContinuousClock.now - quiet > .seconds(15) {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    quiet = .now
+                }
+            }
+            try await writer.write(ByteBuffer(string: "event: end\ndata: {}\n\n"))
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
+            body: body)
+    }
+
+    private static func event(_ json: String) -> ByteBuffer {
+        ByteBuffer(string: "event: job\ndata: \(json)\n\n")
+    }
+
+    private static func isFinished(_ json: String) -> Bool {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+            let status = (object["status"] as? String).flatMap(JobStatus.init(rawValue:))
+        else { return false }
+        return status.isFinished
+    }
+}
+
+/// The `:id` path parameter as a job id: 400 when it is not a positive integer.
+func jobID(_ context: APIRequestContext) throws -> Int64 {
+    let text = context.parameters.get("id") ?? ""
+    guard let id = Int64(text), id > 0 else {
+        throw APIError.invalidParameter("id", "a job id is a positive integer, not '\(text)'")
+    }
+    return id
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+import Skipper
+
+/// `/health`, `/ready`, `/metrics`, `/openapi.yaml`: what operators and orchestrators ask.
+struct OperationsController: Sendable {
+    let database: Database
+    let registry: PrometheusCollectorRegistry
+    let logger: Logger
+
+    func addRoutes(to routes: Routes) {
+        routes.add(.get, "/health", self.health)
+        routes.add(.get, "/ready", self.ready)
+        routes.add(.get, "/metrics", self.metrics)
+        routes.add(.get, "/openapi.yaml", self.openAPI)
+    }
+
+    /// Alive and serving. It does not touch the database, so an orchestrator does not restart a healthy API
+    /// while PostgreSQL is down; /ready says whether it can do useful work.
+    @Sendable func health(_ request: Request, context: APIRequestContext) async throws -> Response {
+        jsonResponse(.ok, #"{"status":"ok"}"#)
+    }
+
+    /// The database answers and its schema is at the version this build expects; 503 with the reason otherwise.
+    @Sendable func ready(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let database = self.database
+        let logger = self.logger
+        let status: SchemaVersion.Status
+        do {
+            status = try await database.run { try await SchemaVersion.check(database.postgres, logger: logger) }
+        } catch let error as APIError {
+            throw APIError(status: .serviceUnavailable, code: "NOT_READY", message: "database unavailable: \(error.message)")
+        }
+        guard case .ready(let version) = status else {
+            throw APIError(status: .serviceUnavailable, code: "NOT_READY", message: status.description)
+        }
+        return jsonResponse(.ok, #"{"status":"ready","schema_version":\#(version)}"#)
+    }
+
+    /// Prometheus text: the HTTP metrics kept in memory, and the queue depth read from the database now.
+    @Sendable func metrics(_ request: Request, context: APIRequestContext) async throws -> Response {
+        var text: [UInt8] = []
+        self.registry.emit(into: &text)
+        var output = String(decoding: text, as: UTF8.self)
+        let database = self.database
+        do {
+            let depth = try await database.run { try await database.store.depth() }
+            output += "# TYPE skipper_jobs gauge\n"
+            output += "# HELP skipper_jobs Jobs QUEUED or RUNNING, per queue.\n"
+            for row in depth {
+                output += "skipper_jobs{queue=\"\(Self.escape(row.queue))\",status=\"\(row.status.rawValue)\"} \(row.jobs)\n"
+            }
+            output += "skipper_database_up 1\n"
+        } catch {
+            output += "skipper_database_up 0\n"
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: output)))
+    }
+
+    @Sendable func openAPI(_ request: Request, context: APIRequestContext) async throws -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/yaml"],
+            body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+    }
+
+    private static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+}

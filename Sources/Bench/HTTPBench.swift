@@ -1,0 +1,126 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Skipper
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Job submissions over HTTP (wrk with keep-alive against a release skipper-api) against the raw single-row
+/// INSERT the submit needs, from as many concurrent clients over as many connections, in the same run.
+extension BenchRun {
+    static let httpSeconds = 10
+    static let httpConnections = 32
+
+    func http(into report: inout Report) async throws {
+        guard let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            Swift.print("http: skipped, wrk is not installed (apt-get install wrk)")
+            return
+        }
+        try await self.reset()
+        try await self.exec("INSERT INTO skipper.kinds (kind) VALUES ('noop') ON CONFLICT DO NOTHING")
+
+        // Baseline: single-row INSERTs from 32 concurrent loops over a pool as large as the API's (20).
+        let pool = PostgresClient(
+            configuration: try DatabaseConfig(url: self.url).clientConfiguration(maxConnections: 20, applicationName: "skipper-bench-raw"),
+            backgroundLogger: self.logger)
+        let inserted = try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask {
+                await pool.run()
+                return 0
+            }
+            let deadline = ContinuousClock.now + .seconds(Self.httpSeconds)
+            for _ in 0..<Self.httpConnections {
+                group.addTask {
+                    var count = 0
+                    while ContinuousClock.now < deadline {
+                        try await pool.query("INSERT INTO skipper.jobs (kind, args) VALUES ('noop', '{}'::jsonb) RETURNING id", logger: self.logger)
+                        count += 1
+                    }
+                    return count
+                }
+            }
+            var total = 0
+            for _ in 0..<Self.httpConnections { total += try await group.next() ?? 0 }
+            group.cancelAll()
+            return total
+        }
+        let raw = Double(inserted) / Double(Self.httpSeconds)
+        Swift.print("raw single-row INSERT: \(Int(raw)) rows/s")
+        try await self.reset()
+        try await self.exec("INSERT INTO skipper.kinds (kind) VALUES ('noop') ON CONFLICT DO NOTHING")
+
+        let port = Int.random(in: 30000..<50000)
+        let api = Process()
+        api.executableURL = Runner.binary("skipper-api")
+        var env = ProcessInfo.processInfo.environment
+        env["DATABASE_URL"] = self.url
+        env["PORT"] = "\(port)"
+        env["LOG_LEVEL"] = "error"
+        api.environment = env
+        api.standardInput = FileHandle.nullDevice
+        try api.run()
+        defer {
+            if api.isRunning {
+                kill(api.processIdentifier, SIGTERM)
+                api.waitUntilExit()
+            }
+        }
+        try await self.waitUntil(timeout: 30) { await Self.get("http://127.0.0.1:\(port)/ready") == 200 }
+
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("skipper-submit.lua")
+        try #"""
+            wrk.method = "POST"
+            wrk.body = '{"kind": "noop", "args": {"n": 1}}'
+            wrk.headers["Content-Type"] = "application/json"
+            """#.write(to: script, atomically: true, encoding: .utf8)
+        let output = try Self.run(
+            wrk, ["-t2", "-c\(Self.httpConnections)", "-d\(Self.httpSeconds)s", "--latency", "-s", script.path, "http://127.0.0.1:\(port)/jobs"])
+        guard let rate = Self.number(after: "Requests/sec:", in: output), let p99 = Self.latency(percentile: "99%", in: output) else {
+            throw BenchError("could not read wrk's output:\n\(output)")
+        }
+        if output.contains("Non-2xx") { throw BenchError("some submissions failed:\n\(output)") }
+        let stored = try await self.count("SELECT count(*) FROM skipper.jobs")
+        report.measurements.append(Measurement(
+            name: "submit over HTTP (POST /jobs, \(Self.httpConnections) keep-alive connections)", value: rate, unit: "jobs/s",
+            baseline: "single-row INSERT, \(Self.httpConnections) clients", baselineValue: raw))
+        report.measurements.append(Measurement(name: "submit over HTTP p99 latency", value: p99, unit: "ms"))
+        Swift.print("http submit: \(Int(rate)) jobs/s, p99 \(p99) ms, \(stored) jobs stored")
+    }
+
+    static func get(_ url: String) async -> Int? {
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 2
+        guard let (_, response) = try? await URLSession.shared.data(for: request) else { return nil }
+        return (response as? HTTPURLResponse)?.statusCode
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("skipper-wrk.out")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        try process.run()
+        process.waitUntilExit()
+        return (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+    }
+
+    static func number(after label: String, in text: String) -> Double? {
+        guard let line = text.split(separator: "\n").first(where: { $0.contains(label) }) else { return nil }
+        return line.split(separator: " ").last.flatMap { Double($0) }
+    }
+
+    /// wrk's latency distribution line, e.g. `     99%   12.34ms`, in milliseconds.
+    static func latency(percentile: String, in text: String) -> Double? {
+        guard let line = text.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(percentile) }),
+            let value = line.split(separator: " ").last
+        else { return nil }
+        for (unit, factor) in [("us", 0.001), ("ms", 1.0), ("s", 1000.0)] where value.hasSuffix(unit) {
+            return Double(value.dropLast(unit.count)).map { $0 * factor }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Filters of a job listing; nil means any.
+public struct JobFilter: Sendable, Equatable {
+    public var status: JobStatus?
+    public var kind: String?
+    public var queue: String?
+
+    public init(status: JobStatus? = nil, kind: String? = nil, queue: String? = nil) {
+        self.status = status
+        self.kind = kind
+        self.queue = queue
+    }
+}
+
+/// One page of a listing, newest first, with the cursor of the next page.
+public struct JobPage: Sendable {
+    /// Each job as the JSON text of `skipper.job_json`.
+    public let jobs: [String]
+    /// Pass as `after` for the next page; nil on the last page.
+    public let next: Int64?
+}
+
+/// What a retry did.
+public enum RetryOutcome: Sendable, Equatable {
+    /// Back to QUEUED with a fresh attempt budget: its queue and the JSON of the job.
+    case queued(queue: String, json: String)
+    /// Only FAILED and CANCELLED jobs can be retried.
+    case notRetryable(JobStatus)
+    /// Another QUEUED job holds the job's unique key.
+    case uniqueKeyTaken(String)
+    /// No such job.
+    case notFound
+}
+
+/// Jobs per queue and status, for metrics.
+public struct QueueDepth: Sendable, Equatable {
+    public let queue: String
+    public let status: JobStatus
+    public let jobs: Int64
+}
+
+extension JobStore {
+    // MARK: - Reading jobs (the API's resource)
+
+    /// The job as the JSON text of `skipper.job_json`, or nil when there is no such job.
+    public func jobJSON(id: Int64) async throws -> String? {
+        let rows = try await self.client.query(
+            "SELECT skipper.job_json(j)::text FROM skipper.jobs j WHERE j.id = \(id)", logger: self.logger)
+        for try await json in rows.decode(String.self) { return json }
+        return nil
+    }
+
+    /// A page of jobs, newest first, older than `after`. Each filter is served by its `(column, id)` index.
+    public func list(_ filter: JobFilter, limit: Int, after: Int64?) async throws -> JobPage {
+        var conditions: [String] = []
+        var binds = PostgresBindings()
+        func bind(_ sql: String, _ value: some PostgresEncodable & Sendable) throws {
+            try binds.append(value)
+            conditions.append(sql.replacingOccurrences(of: "?", with: "$\(binds.count)"))
+        }
+        if let status = filter.status { try bind("j.status = ?", status.rawValue) }
+        if let kind = filter.kind { try bind("j.kind = ?", kind) }
+        if let queue = filter.queue { try bind("j.queue = ?", queue) }
+        if let after { try bind("j.id < ?", after) }
+        try binds.append(Int64(limit + 1))
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        // Only fixed fragments are concatenated; every value is a bind.
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT j.id, skipper.job_json(j)::text FROM skipper.jobs j \(whereClause) ORDER BY j.id DESC LIMIT $\(binds.count)",
+            binds: binds)
+        var jobs: [String] = []
+        var ids: [Int64] = []
+        for try await (id, json) in try await self.client.query(query, logger: self.logger).decode((Int64, String).self) {
+            ids.append(id)
+            jobs.append(json)
+        }
+        guard jobs.count > limit else { return JobPage(jobs: jobs, next: nil) }
+        return JobPage(jobs: Array(jobs.prefix(limit)), next: ids[limit - 1])
+    }
+
+    /// True when some runner has ever registered `kind` (the durable registry `skipper.kinds`).
+    public func isKnownKind(_ kind: String) async throws -> Bool {
+        let rows = try await self.client.query(
+            "SELECT EXISTS (SELECT 1 FROM skipper.kinds WHERE kind = \(kind))", logger: self.logger)
+        for try await known in rows.decode(Bool.self) { return known }
+        return false
+    }
+
+    /// Every kind some runner has registered, sorted.
+    public func knownKinds() async throws -> [String] {
+        var kinds: [String] = []
+        for try await kind in try await self.client.query("SELECT kind FROM skipper.kinds ORDER BY kind", logger: self.logger)
+            .decode(String.self)
+        {
+            kinds.append(kind)
+        }
+        return kinds
+    }
+
+    // MARK: - Retry
+
+    /// Puts a FAILED or CANCELLED job back to QUEUED with a fresh attempt budget; its error history stays.
+    public func retry(id: Int64) async throws -> RetryOutcome {
+        do {
+            let rows = try await self.client.query(
+                """
+                UPDATE skipper.jobs j
+                SET status = 'QUEUED', attempt = 0, run_at = now(), runner_id = NULL, started_at = NULL,
+                    finished_at = NULL, cancel_requested_at = NULL, processed = 0, total = NULL, result = NULL
+                WHERE j.id = \(id) AND j.status IN ('FAILED', 'CANCELLED')
+                RETURNING j.queue, skipper.job_json(j)::text
+                """,
+                logger: self.logger)
+            for try await (queue, json) in rows.decode((String, String).self) { return .queued(queue: queue, json: json) }
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            let key = try await self.uniqueKey(id: id) ?? ""
+            return .uniqueKeyTaken(key)
+        }
+        guard let status = try await self.status(id: id) else { return .notFound }
+        return .notRetryable(status)
+    }
+
+    private func uniqueKey(id: Int64) async throws -> String? {
+        let rows = try await self.client.query("SELECT unique_key FROM skipper.jobs WHERE id = \(id)", logger: self.logger)
+        for try await key in rows.decode(String?.self) { return key }
+        return nil
+    }
+
+    // MARK: - Metrics
+
+    /// QUEUED and RUNNING jobs per queue: what a dashboard needs, read through the two small partial indexes
+    /// rather than by counting the whole table on every scrape.
+    public func depth() async throws -> [QueueDepth] {
+        let rows = try await self.client.query(
+            """
+            SELECT queue, 'QUEUED', count(*) FROM skipper.jobs WHERE status = 'QUEUED' GROUP BY queue
+            UNION ALL
+            SELECT queue, 'RUNNING', count(*) FROM skipper.jobs WHERE status = 'RUNNING' GROUP BY queue
+            """,
+            logger: self.logger)
+        var depth: [QueueDepth] = []
+        for try await (queue, status, jobs) in rows.decode((String, String, Int64).self) {
+            if let status = JobStatus(rawValue: status) { depth.append(QueueDepth(queue: queue, status: status, jobs: jobs)) }
+        }
+        return depth
+    }
+}

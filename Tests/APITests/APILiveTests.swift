@@ -1,0 +1,134 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PostgresNIO
+import Skipper
+import Testing
+import TestSupport
+
+@testable import API
+
+/// The API with real runner processes, a stopped database, and as a process of its own.
+@Suite struct APILiveTests {
+    @Test func eventsStreamProgressOfARunningJobAndEndWithIt() async throws {
+        try await withAPI(kinds: []) { db, client in
+            let runner = try RunnerProcess(url: db.url, environment: ["PROGRESS_INTERVAL": "200ms"])
+            defer { Task { await runner.stop() } }
+            // The runner registers its kinds; until then `sleep` is unknown.
+            #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.kinds WHERE kind = 'sleep'") == "1" })
+            let submitted = try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": 1500}}"#)
+            let id = try #require(submitted.int("job_id"))
+            let stream = try await client.execute(uri: "/jobs/\(id)/events", method: .get) { $0 }
+            #expect(stream.status == .ok)
+            #expect(stream.headers[.contentType] == "text/event-stream")
+            let text = String(buffer: stream.body)
+            let jobs = text.components(separatedBy: "\n\n").filter { $0.hasPrefix("event: job\ndata: ") }.compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.dropFirst("event: job\ndata: ".count).utf8)) as? [String: Any]
+            }
+            let progress = jobs.compactMap { ($0["progress"] as? NSNumber)?.doubleValue }
+            #expect(progress.contains { $0 > 0 && $0 < 100 }, "\(text)")
+            #expect(progress == progress.sorted(), "progress only grows: \(progress)")
+            #expect(jobs.last?["status"] as? String == "COMPLETED")
+            #expect(text.hasSuffix("event: end\ndata: {}\n\n"))
+            await runner.stop()
+        }
+    }
+
+    @Test func cancellingARunningJobOverHTTPStopsIt() async throws {
+        try await withAPI(kinds: []) { db, client in
+            let runner = try RunnerProcess(url: db.url)
+            defer { Task { await runner.stop() } }
+            #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.kinds WHERE kind = 'sleep'") == "1" })
+            let id = try #require(try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": 60000}}"#).int("job_id"))
+            #expect(try await eventually { try await client.send(.get, "/jobs/\(id)").string("status") == "RUNNING" })
+            let cancel = try await client.send(.post, "/jobs/\(id)/cancel")
+            #expect(cancel.status == .accepted)
+            #expect(cancel.json["cancel_requested_at"] is String)
+            #expect(try await eventually(timeout: .seconds(2)) { try await client.send(.get, "/jobs/\(id)").string("status") == "CANCELLED" })
+            let retried = try await client.send(.post, "/jobs/\(id)/retry")
+            #expect(retried.status == .accepted)
+            #expect(try await eventually { try await client.send(.get, "/jobs/\(id)").string("status") == "RUNNING" })
+            await runner.stop()
+        }
+    }
+
+    @Test func readinessAndRequestsFollowTheDatabase() async throws {
+        try await PrivateCluster.with { cluster in
+            var config = try SkipperConfig(environment: [:])
+            config.database = cluster.config
+            config.port = 0
+            let app = try await buildApplication(config: config, logger: Logger(label: "test"))
+            try await app.test(.live) { client in
+                #expect(try await client.send(.get, "/ready").status == .ok)
+                try await cluster.stop()
+                let start = ContinuousClock.now
+                let ready = try await client.send(.get, "/ready")
+                #expect(ready.status == .serviceUnavailable)
+                #expect(ready.errorCode == "NOT_READY")
+                let submit = try await client.send(.post, "/jobs", json: #"{"kind": "noop"}"#)
+                #expect(submit.status == .serviceUnavailable)
+                #expect(submit.errorCode == "DATABASE_UNAVAILABLE")
+                #expect(ContinuousClock.now - start < .seconds(6), "each answer within the 2 s deadline")
+                #expect(try await client.send(.get, "/health").status == .ok)
+                try await cluster.start()
+                #expect(try await eventually(timeout: .seconds(30)) { try await client.send(.get, "/ready").status == .ok })
+                #expect(try await client.send(.get, "/jobs").status == .ok)
+            }
+        }
+    }
+
+    @Test func sigtermStopsAcceptingAndExitsCleanly() async throws {
+        try await withTestDatabase { db in
+            let port = Int.random(in: 20000..<40000)
+            let api = try APIProcess(url: db.url, port: port)
+            defer { api.kill() }
+            #expect(try await eventually { (try? await httpStatus("http://127.0.0.1:\(port)/health")) == 200 })
+            api.signal(SIGTERM)
+            let status = await api.waitForExit(timeout: .seconds(10))
+            #expect(status == 0, "\(api.log)")
+            #expect((try? await httpStatus("http://127.0.0.1:\(port)/health")) == nil, "no longer accepting")
+        }
+    }
+}
+
+/// skipper-api as a process of its own.
+final class APIProcess: @unchecked Sendable {
+    private let process = Process()
+    private let logFile = URL(fileURLWithPath: "/tmp/skipper-api-\(UUID().uuidString.prefix(8)).log")
+
+    init(url: String, port: Int) throws {
+        var env = ProcessInfo.processInfo.environment
+        env["DATABASE_URL"] = url
+        env["PORT"] = "\(port)"
+        self.process.executableURL = URL(fileURLWithPath: Executables.path("skipper-api"))
+        self.process.environment = env
+        FileManager.default.createFile(atPath: self.logFile.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: self.logFile)
+        self.process.standardOutput = handle
+        self.process.standardError = handle
+        try self.process.run()
+    }
+
+    var log: String { (try? String(contentsOf: self.logFile, encoding: .utf8)) ?? "" }
+    func signal(_ signal: Int32) { Foundation.kill(self.process.processIdentifier, signal) }
+    func kill() { if self.process.isRunning { self.signal(SIGKILL) } }
+
+    func waitForExit(timeout: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while self.process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        return self.process.isRunning ? nil : self.process.terminationStatus
+    }
+}
+
+/// The status of a GET, or nil when nothing answers within 2 s.
+func httpStatus(_ url: String) async throws -> Int? {
+    var request = URLRequest(url: URL(string: url)!)
+    request.timeoutInterval = 2
+    guard let (_, response) = try? await URLSession.shared.data(for: request) else { return nil }
+    return (response as? HTTPURLResponse)?.statusCode
+}

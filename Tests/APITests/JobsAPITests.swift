@@ -1,0 +1,233 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Skipper
+import PostgresNIO
+import Testing
+import TestSupport
+
+@testable import API
+
+@Suite struct JobsAPITests {
+    @Test func submitReadAndFindAJobWithItsRequestID() async throws {
+        try await withAPI { db, client in
+            let submitted = try await client.send(
+                .post, "/jobs", json: #"{"kind": "noop", "args": {"n": 1}, "queue": "mail", "priority": -5, "max_attempts": 3}"#,
+                headers: [.requestID: "req-42"])
+            #expect(submitted.status == .accepted)
+            #expect(submitted.headers[.requestID] == "req-42")
+            let id = try #require(submitted.int("job_id"))
+            #expect(submitted.headers[.location] == "/jobs/\(id)")
+            #expect(submitted.string("status") == "QUEUED")
+            #expect(submitted.string("queue") == "mail")
+            #expect(submitted.int("priority") == -5)
+            #expect(submitted.int("max_attempts") == 3)
+            #expect(submitted.json["progress"] as? Double == 0)
+            #expect(submitted.json["download_url"] is NSNull)
+
+            let read = try await client.send(.get, "/jobs/\(id)")
+            #expect(read.status == .ok)
+            #expect(read.int("job_id") == id)
+            #expect((read.json["args"] as? [String: Any])?["n"] as? Int == 1)
+            // The request id is stored with the job, where the runner reads it for its logs.
+            #expect(try await db.scalar("SELECT meta->>'request_id' FROM skipper.jobs WHERE id = \(id)") == "req-42")
+
+            // Without a header, one is generated and echoed.
+            let other = try await client.send(.get, "/jobs/\(id)")
+            #expect((other.headers[.requestID] ?? "").count == 36)
+        }
+    }
+
+    @Test func aUniqueKeyWithAQueuedJobReturnsThatJob() async throws {
+        try await withAPI { db, client in
+            let first = try await client.send(.post, "/jobs", json: #"{"kind": "noop", "unique_key": "report"}"#)
+            let second = try await client.send(.post, "/jobs", json: #"{"kind": "noop", "unique_key": "report"}"#)
+            #expect(first.status == .accepted)
+            #expect(second.status == .ok)
+            #expect(second.int("job_id") == first.int("job_id"))
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "1")
+        }
+    }
+
+    @Test func runAtInTheFutureIsKept() async throws {
+        try await withAPI { db, client in
+            let response = try await client.send(.post, "/jobs", json: #"{"kind": "noop", "run_at": "2030-01-02T03:04:05Z"}"#)
+            #expect(response.status == .accepted)
+            #expect(response.string("run_at") == "2030-01-02T03:04:05.000Z")
+        }
+    }
+
+    @Test func listingPagesNewestFirstWithFilters() async throws {
+        try await withAPI { db, client in
+            var ids: [Int64] = []
+            for i in 0..<7 {
+                let queue = i % 2 == 0 ? "even" : "odd"
+                ids.append(try #require(try await client.send(.post, "/jobs", json: #"{"kind": "noop", "queue": "\#(queue)"}"#).int("job_id")))
+            }
+            _ = try await client.send(.post, "/jobs/\(ids[0])/cancel")
+            // Walk every page of 3.
+            var seen: [Int64] = []
+            var after: String?
+            repeat {
+                let page = try await client.send(.get, "/jobs?limit=3" + (after.map { "&after=\($0)" } ?? ""))
+                #expect(page.status == .ok)
+                let jobs = try #require(page.json["jobs"] as? [[String: Any]])
+                #expect(jobs.count <= 3)
+                seen += jobs.compactMap { ($0["job_id"] as? NSNumber)?.int64Value }
+                after = page.json["next"] as? String
+            } while after != nil
+            #expect(seen == ids.reversed())
+
+            let odd = try await client.send(.get, "/jobs?queue=odd")
+            #expect((odd.json["jobs"] as? [[String: Any]])?.count == 3)
+            let cancelled = try await client.send(.get, "/jobs?status=CANCELLED&kind=noop")
+            #expect((cancelled.json["jobs"] as? [[String: Any]])?.compactMap { ($0["job_id"] as? NSNumber)?.int64Value } == [ids[0]])
+            #expect(cancelled.json["next"] is NSNull)
+        }
+    }
+
+    @Test func listingFiltersAreServedByIndexes() async throws {
+        try await withAPI { db, _ in
+            _ = try await db.query("INSERT INTO skipper.jobs (kind, queue, status) SELECT 'noop', 'q' || (i % 10), 'COMPLETED' FROM generate_series(1, 20000) i")
+            _ = try await db.query("ANALYZE skipper.jobs")
+            for filter in ["status = 'FAILED'", "kind = 'rare'", "queue = 'nowhere'"] {
+                let plan = try await db.query(PostgresQuery(unsafeSQL: "EXPLAIN SELECT j.id FROM skipper.jobs j WHERE j.\(filter) ORDER BY j.id DESC LIMIT 51"))
+                let text = plan.map { $0.compactMap { $0 }.joined() }.joined(separator: "\n")
+                #expect(text.contains("Index"), "\(filter): \(text)")
+                #expect(!text.contains("Seq Scan"), "\(filter): \(text)")
+            }
+        }
+    }
+
+    @Test func cancelAndRetry() async throws {
+        try await withAPI { db, client in
+            let id = try #require(try await client.send(.post, "/jobs", json: #"{"kind": "noop", "max_attempts": 2}"#).int("job_id"))
+            let cancelled = try await client.send(.post, "/jobs/\(id)/cancel")
+            #expect(cancelled.status == .accepted)
+            #expect(cancelled.string("status") == "CANCELLED")
+            let again = try await client.send(.post, "/jobs/\(id)/cancel")
+            #expect(again.status == .conflict)
+            #expect(again.errorCode == "JOB_FINISHED")
+
+            _ = try await db.query("UPDATE skipper.jobs SET attempt = 2 WHERE id = \(id)")
+            let retried = try await client.send(.post, "/jobs/\(id)/retry")
+            #expect(retried.status == .accepted)
+            #expect(retried.string("status") == "QUEUED")
+            #expect(retried.int("attempt") == 0)
+            let notAgain = try await client.send(.post, "/jobs/\(id)/retry")
+            #expect(notAgain.status == .conflict)
+            #expect(notAgain.errorCode == "JOB_NOT_RETRYABLE")
+            #expect(try await client.send(.post, "/jobs/999999/retry").status == .notFound)
+            #expect(try await client.send(.post, "/jobs/999999/cancel").status == .notFound)
+        }
+    }
+
+    /// Everything a client can get wrong: a clear 4xx with the error code, and nothing stored.
+    @Test func malformedRequestsGetAClearError() async throws {
+        let big = #"{"kind": "noop", "args": {"pad": ""# + String(repeating: "x", count: 1_100_000) + #""}}"#
+        let cases: [(HTTPRequest.Method, String, String?, HTTPResponse.Status, String)] = [
+            (.post, "/jobs", "{bad", .badRequest, "INVALID_JSON"),
+            (.post, "/jobs", "", .badRequest, "INVALID_JSON"),
+            (.post, "/jobs", "[1, 2]", .badRequest, "INVALID_JSON"),
+            (.post, "/jobs", "{}", .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": 7}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": ""}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "prority": 1}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "priority": 40000}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "priority": "high"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "priority": 1.5}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "max_attempts": 0}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "tomorrow"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "2026-13-45T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "args": [1]}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "queue": "a\u0000b"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "mystery"}"#, .unprocessableContent, "UNKNOWN_KIND"),
+            (.post, "/jobs", #"{"kind": "sleep", "args": {"ms": "long"}}"#, .unprocessableContent, "INVALID_ARGS"),
+            (.post, "/jobs", #"{"kind": "sleep", "args": {}}"#, .unprocessableContent, "INVALID_ARGS"),
+            (.post, "/jobs", big, .contentTooLarge, "PAYLOAD_TOO_LARGE"),
+            (.get, "/jobs/abc", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs/0", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs/99999999999999999999", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs/424242", nil, .notFound, "NOT_FOUND"),
+            (.get, "/jobs/424242/events", nil, .notFound, "NOT_FOUND"),
+            (.post, "/jobs/abc/cancel", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs?status=DONE", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs?limit=0", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs?limit=1001", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs?limit=ten", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs?after=-3", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs?sort=asc", nil, .badRequest, "INVALID_PARAMETER"),
+            (.delete, "/jobs", nil, .methodNotAllowed, "METHOD_NOT_ALLOWED"),
+            (.put, "/jobs/1", "{}", .methodNotAllowed, "METHOD_NOT_ALLOWED"),
+            (.get, "/jobs/1/cancel", nil, .methodNotAllowed, "METHOD_NOT_ALLOWED"),
+            (.get, "/nowhere", nil, .notFound, "NOT_FOUND"),
+        ]
+        try await withAPI { db, client in
+            let kept = try #require(try await client.send(.post, "/jobs", json: #"{"kind": "noop"}"#).int("job_id"))
+            for (method, uri, body, status, code) in cases {
+                let response = try await client.send(method, uri, json: body)
+                #expect(response.status == status, "\(method) \(uri) \(body?.prefix(60) ?? ""): \(response.text.prefix(200))")
+                #expect(response.errorCode == code, "\(method) \(uri) \(body?.prefix(60) ?? ""): \(response.text.prefix(200))")
+                #expect(!(response.string("message") ?? "").isEmpty)
+            }
+            #expect(try await db.scalar("SELECT string_agg(id::text, ',') FROM skipper.jobs") == "\(kept)")
+            let allowed = try await client.send(.delete, "/jobs")
+            #expect(allowed.headers[.allow] == "POST, GET")
+            let named = try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": "long"}}"#)
+            #expect(named.string("message")?.hasPrefix("args.ms") == true)
+        }
+    }
+
+    @Test func tokensGuardEverythingButHealthAndReady() async throws {
+        try await withAPI(tokens: ["s3cret", "other"]) { _, client in
+            #expect(try await client.send(.get, "/health").status == .ok)
+            #expect(try await client.send(.get, "/ready").status == .ok)
+            let missing = try await client.send(.get, "/jobs")
+            #expect(missing.status == .unauthorized)
+            #expect(missing.errorCode == "UNAUTHORIZED")
+            #expect(try await client.send(.get, "/jobs", headers: [.authorization: "Bearer s3cre"]).status == .unauthorized)
+            #expect(try await client.send(.get, "/metrics", headers: [.authorization: "Basic s3cret"]).status == .unauthorized)
+            #expect(try await client.send(.get, "/jobs", headers: [.authorization: "Bearer s3cret"]).status == .ok)
+            #expect(try await client.send(.get, "/jobs", headers: [.authorization: "Bearer other"]).status == .ok)
+            let submitted = try await client.send(.post, "/jobs", json: #"{"kind": "noop"}"#, headers: [.authorization: "Bearer other"])
+            #expect(submitted.status == .accepted)
+        }
+        // Without tokens the server binds loopback only.
+        #expect(try SkipperConfig(environment: ["DATABASE_URL": "postgres://x@h/d"]).host == "127.0.0.1")
+        #expect(try SkipperConfig(environment: ["DATABASE_URL": "postgres://x@h/d", "API_TOKENS": "t"]).host == "0.0.0.0")
+        #expect(AuthMiddleware.constantTimeEqual(Array("abc".utf8), Array("abc".utf8)))
+        #expect(!AuthMiddleware.constantTimeEqual(Array("abc".utf8), Array("abcd".utf8)))
+        #expect(!AuthMiddleware.constantTimeEqual(Array("abc".utf8), Array("abd".utf8)))
+    }
+
+    @Test func metricsCountRequestsAndReadTheQueueDepth() async throws {
+        try await withAPI { _, client in
+            for _ in 0..<3 { _ = try await client.send(.post, "/jobs", json: #"{"kind": "noop", "queue": "mail"}"#) }
+            _ = try await client.send(.get, "/jobs/424242")
+            let metrics = try await client.send(.get, "/metrics")
+            #expect(metrics.status == .ok)
+            #expect(metrics.text.contains(#"skipper_http_requests_total{method="POST",route="/jobs",status="202"} 3"#), "\(metrics.text)")
+            #expect(metrics.text.contains(#"skipper_http_requests_total{method="GET",route="/jobs/{id}",status="404"} 1"#))
+            #expect(metrics.text.contains(#"skipper_http_request_duration_seconds_bucket{method="POST",route="/jobs",le="+Inf"} 3"#))
+            #expect(metrics.text.contains(#"skipper_jobs{queue="mail",status="QUEUED"} 3"#))
+        }
+    }
+
+    @Test func openAPIDocumentsEveryRouteAndNothingElse() async throws {
+        var config = try SkipperConfig(environment: ["DATABASE_URL": "postgres://x@127.0.0.1:1/d"])
+        config.port = 0
+        let postgres = PostgresClient(configuration: config.database.clientConfiguration(applicationName: "test"))
+        let parts = buildRouter(config: config, postgres: postgres, logger: .init(label: "test"))
+        let routed = Set(parts.routes.all.map { "\($0.method.rawValue) \($0.path)" })
+        let documented = Set(OpenAPIDocument.operations.map { "\($0.method) \($0.path)" })
+        #expect(!routed.isEmpty)
+        #expect(routed.subtracting(documented).isEmpty, "routed but not documented: \(routed.subtracting(documented))")
+        #expect(documented.subtracting(routed).isEmpty, "documented but not routed: \(documented.subtracting(routed))")
+        try await withAPI { _, client in
+            let document = try await client.send(.get, "/openapi.yaml")
+            #expect(document.status == .ok)
+            #expect(document.text.hasPrefix("openapi: 3.1.0"))
+        }
+    }
+}
