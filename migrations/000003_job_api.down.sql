@@ -1,5 +1,3 @@
-DROP FUNCTION skipper.job_json(skipper.jobs);
-DROP FUNCTION skipper.api_time(timestamptz);
 DROP INDEX skipper.jobs_queue_list_idx;
 DROP INDEX skipper.jobs_kind_list_idx;
 DROP INDEX skipper.jobs_status_list_idx;

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 
 /// The request context of every route: Hummingbird's core storage and the request id, which the request-id
 /// middleware sets from `X-Request-ID` (or generates) before any route runs.
@@ -19,5 +20,5 @@ enum APILimits {
     /// 1 MiB: the largest request body accepted.
     static let maxBody = 1 << 20
     /// The longest the API waits for PostgreSQL before answering 503.
-    static let databaseDeadline = Duration.seconds(2)
+    static let databaseDeadline = TimeAmount.seconds(2)
 }

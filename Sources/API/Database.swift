@@ -1,4 +1,6 @@
 import Logging
+import NIOCore
+import NIOPosix
 import PostgresNIO
 import Skipper
 
@@ -12,15 +14,15 @@ struct Database: Sendable {
 
     func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await body() }
-                group.addTask {
-                    try await Task.sleep(for: APILimits.databaseDeadline)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let value = first else { throw APIError.databaseUnavailable }
-                return value
+            // The work runs in a task that a timer on an event loop cancels at the deadline: one task and one cheap
+            // NIO timer per call, where a task group racing a sleeping task costs three tasks and a dispatch timer.
+            let work = Task { try await body() }
+            let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: APILimits.databaseDeadline) { work.cancel() }
+            defer { timer.cancel() }
+            return try await withTaskCancellationHandler {
+                try await work.value
+            } onCancel: {
+                work.cancel()
             }
         } catch let error as APIError {
             throw error

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Skipper
+import Synchronization
 
 /// `/jobs`: submit, read, list, cancel, retry and follow jobs. The API inserts and reads; it never runs a job.
 struct JobsController: Sendable {
@@ -11,6 +12,7 @@ struct JobsController: Sendable {
     /// Handlers this build knows, to check the arguments of their kinds at submit time.
     let handlers: [String: AnyJobHandler]
     let logger: Logger
+    let kinds = KnownKinds()
 
     static let submitFields: Set<String> = ["kind", "args", "queue", "priority", "run_at", "max_attempts", "unique_key"]
     static let listParameters: Set<String> = ["status", "kind", "queue", "limit", "after"]
@@ -41,8 +43,9 @@ struct JobsController: Sendable {
         try self.validate(kind: kind, args: args)
         let database = self.database
         let submitted = options
-        let (job, json) = try await database.run {
-            guard try await database.store.isKnownKind(kind) else {
+        let kinds = self.kinds
+        let (job, record) = try await database.run {
+            guard try await kinds.contains(kind, store: database.store) else {
                 let known = try await database.store.knownKinds()
                 throw APIError(
                     status: .unprocessableContent, code: "UNKNOWN_KIND",
@@ -50,7 +53,7 @@ struct JobsController: Sendable {
             }
             return try await database.client.submit(kind: kind, argsJSON: args, options: submitted)
         }
-        return jsonResponse(job.inserted ? .accepted : .ok, json, headers: [.location: "/jobs/\(job.id)"])
+        return jsonResponse(job.inserted ? .accepted : .ok, record.json, headers: [.location: "/jobs/\(job.id)"])
     }
 
     /// Arguments of kinds this build knows are decoded now, so a typo is a 422 rather than a FAILED job later.
@@ -69,8 +72,8 @@ struct JobsController: Sendable {
     @Sendable func get(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try jobID(context)
         let database = self.database
-        guard let json = try await database.run({ try await database.store.jobJSON(id: id) }) else { throw APIError.notFound("job \(id)") }
-        return jsonResponse(.ok, json)
+        guard let job = try await database.run({ try await database.store.job(id: id) }) else { throw APIError.notFound("job \(id)") }
+        return jsonResponse(.ok, job.json)
     }
 
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
@@ -106,7 +109,7 @@ struct JobsController: Sendable {
         let (chosen, pageSize, cursor) = (filter, limit, after)
         let page = try await database.run { try await database.store.list(chosen, limit: pageSize, after: cursor) }
         let next = page.next.map { "\"\($0)\"" } ?? "null"
-        return jsonResponse(.ok, #"{"jobs":["# + page.jobs.joined(separator: ",") + #"],"next":"# + next + "}")
+        return jsonResponse(.ok, #"{"jobs":["# + page.jobs.map(\.json).joined(separator: ",") + #"],"next":"# + next + "}")
     }
 
     private static func nonEmpty(_ value: String?, name: String) throws -> String? {
@@ -120,14 +123,15 @@ struct JobsController: Sendable {
     @Sendable func cancel(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try jobID(context)
         let database = self.database
-        let (outcome, json) = try await database.run {
+        let (outcome, job) = try await database.run {
             let outcome = try await database.client.cancel(id: id)
-            return (outcome, try await database.store.jobJSON(id: id))
+            return (outcome, try await database.store.job(id: id))
         }
         switch outcome {
         case .cancelled, .requested:
             self.events.poke(id)
-            return jsonResponse(.accepted, json ?? "{}")
+            guard let job else { throw APIError.notFound("job \(id)") }
+            return jsonResponse(.accepted, job.json)
         case .alreadyFinished(let status):
             throw APIError(status: .conflict, code: "JOB_FINISHED", message: "job \(id) has already finished: \(status.rawValue)")
         case .notFound:
@@ -139,9 +143,9 @@ struct JobsController: Sendable {
         let id = try jobID(context)
         let database = self.database
         switch try await database.run({ try await database.client.retry(id: id) }) {
-        case .queued(_, let json):
+        case .queued(let job):
             self.events.poke(id)
-            return jsonResponse(.accepted, json)
+            return jsonResponse(.accepted, job.json)
         case .notRetryable(let status):
             throw APIError(
                 status: .conflict, code: "JOB_NOT_RETRYABLE",
@@ -161,7 +165,7 @@ struct JobsController: Sendable {
     @Sendable func follow(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try jobID(context)
         let database = self.database
-        guard let first = try await database.run({ try await database.store.jobJSON(id: id) }) else {
+        guard let first = try await database.run({ try await database.store.job(id: id) }) else {
             throw APIError.notFound("job \(id)")
         }
         let events = self.events
@@ -170,21 +174,21 @@ struct JobsController: Sendable {
             let (token, signal) = events.follow(id)
             defer { events.unfollow(id, token: token) }
             var last = first
-            try await writer.write(Self.event(last))
+            try await writer.write(Self.event(last.json))
             var quiet = ContinuousClock.now
-            while !Self.isFinished(last), !Task.isCancelled {
+            while !last.status.isFinished, !Task.isCancelled {
                 await signal.wait(timeout: .seconds(1))
-                let json: String?
+                let job: JobRecord?
                 do {
-                    json = try await database.run { try await database.store.jobJSON(id: id) }
+                    job = try await database.run { try await database.store.job(id: id) }
                 } catch {
                     logger.debug("event stream could not read the job; trying again", metadata: ["job.id": "\(id)"])
                     continue
                 }
-                guard let json else { break }  // pruned meanwhile
-                if json != last {
-                    last = json
-                    try await writer.write(Self.event(json))
+                guard let job else { break }  // pruned meanwhile
+                if job != last {
+                    last = job
+                    try await writer.write(Self.event(job.json))
                     quiet = .now
                 } else if ContinuousClock.now - quiet > .seconds(15) {
                     try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
@@ -203,13 +207,6 @@ struct JobsController: Sendable {
     private static func event(_ json: String) -> ByteBuffer {
         ByteBuffer(string: "event: job\ndata: \(json)\n\n")
     }
-
-    private static func isFinished(_ json: String) -> Bool {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-            let status = (object["status"] as? String).flatMap(JobStatus.init(rawValue:))
-        else { return false }
-        return status.isFinished
-    }
 }
 
 /// The `:id` path parameter as a job id: 400 when it is not a positive integer.
@@ -219,4 +216,17 @@ func jobID(_ context: APIRequestContext) throws -> Int64 {
         throw APIError.invalidParameter("id", "a job id is a positive integer, not '\(text)'")
     }
     return id
+}
+
+/// Kinds some runner has registered. A kind never leaves `skipper.kinds`, so a kind seen once is cached for the
+/// life of the process and a submit of a known kind costs no query; an unknown one is looked up every time.
+final class KnownKinds: Sendable {
+    private let known = Mutex<Set<String>>([])
+
+    func contains(_ kind: String, store: JobStore) async throws -> Bool {
+        if self.known.withLock({ $0.contains(kind) }) { return true }
+        guard try await store.isKnownKind(kind) else { return false }
+        self.known.withLock { _ = $0.insert(kind) }
+        return true
+    }
 }

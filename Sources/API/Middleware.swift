@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Prometheus
+import Synchronization
 
 /// Outermost: gives every request an id (`X-Request-ID`, accepted or generated, echoed on the response), and
 /// turns every error into the API's JSON shape — 404 and 405 for unknown routes, the error's own status for
@@ -93,7 +94,11 @@ struct AuthMiddleware: RouterMiddleware {
 /// Requests by route and status, and a latency histogram by route, in Prometheus form.
 struct MetricsMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
-    let registry: PrometheusCollectorRegistry
+    let instruments: HTTPInstruments
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.instruments = HTTPInstruments(registry: registry)
+    }
 
     static let buckets: [Duration] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500].map { .milliseconds($0) }
 
@@ -102,15 +107,40 @@ struct MetricsMiddleware: RouterMiddleware {
         let response = try await next(request, context)
         // The route pattern, not the path: ids must not explode the label set.
         let route = context.endpointPath ?? "unmatched"
-        let method = request.method.rawValue
-        self.registry.makeCounter(
-            name: "skipper_http_requests_total",
-            labels: [("method", method), ("route", route), ("status", String(response.status.code))]
-        ).increment()
-        self.registry.makeDurationHistogram(
-            name: "skipper_http_request_duration_seconds", labels: [("method", method), ("route", route)], buckets: Self.buckets
-        ).recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1)))
+        let (counter, histogram) = self.instruments.get(method: request.method.rawValue, route: route, status: response.status.code)
+        counter.increment()
+        histogram.recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1)))
         return response
+    }
+}
+
+/// The counter and histogram of each (method, route, status), made once: a request costs one dictionary lookup.
+final class HTTPInstruments: Sendable {
+    struct Key: Hashable {
+        let method: String
+        let route: String
+        let status: Int
+    }
+
+    let registry: PrometheusCollectorRegistry
+    private let made = Mutex<[Key: (Counter, DurationHistogram)]>([:])
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
+    func get(method: String, route: String, status: Int) -> (Counter, DurationHistogram) {
+        let key = Key(method: method, route: route, status: status)
+        if let instruments = self.made.withLock({ $0[key] }) { return instruments }
+        let instruments = (
+            self.registry.makeCounter(
+                name: "skipper_http_requests_total", labels: [("method", method), ("route", route), ("status", String(status))]),
+            self.registry.makeDurationHistogram(
+                name: "skipper_http_request_duration_seconds", labels: [("method", method), ("route", route)],
+                buckets: MetricsMiddleware.buckets)
+        )
+        self.made.withLock { $0[key] = instruments }
+        return instruments
     }
 }
 

@@ -32,8 +32,8 @@ public final class SkipperClient: Sendable {
         return job
     }
 
-    /// Enqueues one job and returns it as the JSON of `skipper.job_json`, in one statement (the API's submit).
-    public func submit(kind: String, argsJSON: String, options: JobOptions) async throws -> (job: EnqueuedJob, json: String) {
+    /// Enqueues one job and returns its row, in one statement (the API's submit).
+    public func submit(kind: String, argsJSON: String, options: JobOptions) async throws -> (job: EnqueuedJob, record: JobRecord) {
         let submitted = try await self.store.submit(kind: kind, args: argsJSON, options: options)
         if submitted.job.inserted { self.notifier.inserted(queue: options.queue) }
         return submitted
@@ -42,7 +42,7 @@ public final class SkipperClient: Sendable {
     /// Puts a FAILED or CANCELLED job back to QUEUED with a fresh attempt budget, and wakes runners of its queue.
     public func retry(id: Int64) async throws -> RetryOutcome {
         let outcome = try await self.store.retry(id: id)
-        if case .queued(let queue, _) = outcome { self.notifier.inserted(queue: queue) }
+        if case .queued(let job) = outcome { self.notifier.inserted(queue: job.queue) }
         return outcome
     }
 

@@ -17,16 +17,16 @@ public struct JobFilter: Sendable, Equatable {
 
 /// One page of a listing, newest first, with the cursor of the next page.
 public struct JobPage: Sendable {
-    /// Each job as the JSON text of `skipper.job_json`.
-    public let jobs: [String]
+    /// The jobs, newest first.
+    public let jobs: [JobRecord]
     /// Pass as `after` for the next page; nil on the last page.
     public let next: Int64?
 }
 
 /// What a retry did.
 public enum RetryOutcome: Sendable, Equatable {
-    /// Back to QUEUED with a fresh attempt budget: its queue and the JSON of the job.
-    case queued(queue: String, json: String)
+    /// Back to QUEUED with a fresh attempt budget.
+    case queued(JobRecord)
     /// Only FAILED and CANCELLED jobs can be retried.
     case notRetryable(JobStatus)
     /// Another QUEUED job holds the job's unique key.
@@ -45,11 +45,11 @@ public struct QueueDepth: Sendable, Equatable {
 extension JobStore {
     // MARK: - Reading jobs (the API's resource)
 
-    /// The job as the JSON text of `skipper.job_json`, or nil when there is no such job.
-    public func jobJSON(id: Int64) async throws -> String? {
+    /// The job, or nil when there is no such job.
+    public func job(id: Int64) async throws -> JobRecord? {
         let rows = try await self.client.query(
-            "SELECT skipper.job_json(j)::text FROM skipper.jobs j WHERE j.id = \(id)", logger: self.logger)
-        for try await json in rows.decode(String.self) { return json }
+            "SELECT \(unescaped: JobRecord.columns) FROM skipper.jobs j WHERE j.id = \(id)", logger: self.logger)
+        for try await row in rows { return try JobRecord(row: row) }
         return nil
     }
 
@@ -69,16 +69,12 @@ extension JobStore {
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         // Only fixed fragments are concatenated; every value is a bind.
         let query = PostgresQuery(
-            unsafeSQL: "SELECT j.id, skipper.job_json(j)::text FROM skipper.jobs j \(whereClause) ORDER BY j.id DESC LIMIT $\(binds.count)",
+            unsafeSQL: "SELECT \(JobRecord.columns) FROM skipper.jobs j \(whereClause) ORDER BY j.id DESC LIMIT $\(binds.count)",
             binds: binds)
-        var jobs: [String] = []
-        var ids: [Int64] = []
-        for try await (id, json) in try await self.client.query(query, logger: self.logger).decode((Int64, String).self) {
-            ids.append(id)
-            jobs.append(json)
-        }
+        var jobs: [JobRecord] = []
+        for try await row in try await self.client.query(query, logger: self.logger) { jobs.append(try JobRecord(row: row)) }
         guard jobs.count > limit else { return JobPage(jobs: jobs, next: nil) }
-        return JobPage(jobs: Array(jobs.prefix(limit)), next: ids[limit - 1])
+        return JobPage(jobs: Array(jobs.prefix(limit)), next: jobs[limit - 1].id)
     }
 
     /// True when some runner has ever registered `kind` (the durable registry `skipper.kinds`).
@@ -111,10 +107,10 @@ extension JobStore {
                 SET status = 'QUEUED', attempt = 0, run_at = now(), runner_id = NULL, started_at = NULL,
                     finished_at = NULL, cancel_requested_at = NULL, processed = 0, total = NULL, result = NULL
                 WHERE j.id = \(id) AND j.status IN ('FAILED', 'CANCELLED')
-                RETURNING j.queue, skipper.job_json(j)::text
+                RETURNING \(unescaped: JobRecord.columns)
                 """,
                 logger: self.logger)
-            for try await (queue, json) in rows.decode((String, String).self) { return .queued(queue: queue, json: json) }
+            for try await row in rows { return .queued(try JobRecord(row: row)) }
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             let key = try await self.uniqueKey(id: id) ?? ""
             return .uniqueKeyTaken(key)

@@ -23,42 +23,69 @@ public struct JobStore: Sendable {
     /// Inserts one job, on `connection` (inside the caller's transaction) when given, else on a pooled connection.
     /// With a unique key that a QUEUED job already has, returns that job instead.
     func insert(kind: String, args: String, options: JobOptions, on connection: PostgresConnection?) async throws -> EnqueuedJob {
-        try await self.insert(kind: kind, args: args, options: options, on: connection, returningJSON: false).job
-    }
-
-    /// Inserts one job like ``insert(kind:args:options:on:)`` and returns it as the JSON of `skipper.job_json`
-    /// in the same statement: the API's submit is one round trip.
-    public func submit(kind: String, args: String, options: JobOptions) async throws -> (job: EnqueuedJob, json: String) {
-        let (job, json) = try await self.insert(kind: kind, args: args, options: options, on: nil, returningJSON: true)
-        return (job, json ?? "{}")
-    }
-
-    private func insert(
-        kind: String, args: String, options: JobOptions, on connection: PostgresConnection?, returningJSON: Bool
-    ) async throws -> (job: EnqueuedJob, json: String?) {
         let meta = try Self.json(options.meta)
         let query: PostgresQuery = """
             WITH ins AS (
-              INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, unique_key, meta)
+              INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, unique_key, meta)
               VALUES (\(options.queue), \(kind), \(args)::jsonb, \(options.priority), coalesce(\(options.runAt), now()),
                       \(options.maxAttempts), \(options.uniqueKey), \(meta)::jsonb)
               ON CONFLICT (unique_key) WHERE status = 'QUEUED' AND unique_key IS NOT NULL DO NOTHING
-              RETURNING j.id, CASE WHEN \(returningJSON) THEN skipper.job_json(j)::text END AS json)
-            SELECT id, true, json FROM ins
+              RETURNING id)
+            SELECT id, true FROM ins
             UNION ALL
-            SELECT j.id, false, CASE WHEN \(returningJSON) THEN skipper.job_json(j)::text END FROM skipper.jobs j
-            WHERE j.unique_key = \(options.uniqueKey) AND j.status = 'QUEUED' AND NOT EXISTS (SELECT 1 FROM ins)
+            SELECT id, false FROM skipper.jobs
+            WHERE unique_key = \(options.uniqueKey) AND status = 'QUEUED' AND NOT EXISTS (SELECT 1 FROM ins)
             LIMIT 1
             """
         // The statement sees a snapshot taken before a conflicting insert committed, or a queued twin may be claimed
         // meanwhile: then it returns no row, and a new snapshot settles it.
         for _ in 0..<20 {
             let rows = try await self.run(query, on: connection)
-            for try await (id, inserted, json) in rows.decode((Int64, Bool, String?).self) {
-                return (EnqueuedJob(id: id, inserted: inserted), json)
+            for try await (id, inserted) in rows.decode((Int64, Bool).self) {
+                return EnqueuedJob(id: id, inserted: inserted)
             }
         }
         throw QueueError.contention("could not insert or find the QUEUED job with unique key \(options.uniqueKey ?? "")")
+    }
+
+    /// Inserts one job like ``insert(kind:args:options:on:)`` and returns the row in the same statement: the
+    /// API's submit is one round trip. Without a unique key it is the bare INSERT … RETURNING.
+    public func submit(kind: String, args: String, options: JobOptions) async throws -> (job: EnqueuedJob, record: JobRecord) {
+        let meta = try Self.json(options.meta)
+        guard let key = options.uniqueKey else {
+            let query: PostgresQuery = """
+                INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta)
+                VALUES (\(options.queue), \(kind), \(args)::jsonb, \(options.priority), coalesce(\(options.runAt), now()),
+                        \(options.maxAttempts), \(meta)::jsonb)
+                RETURNING \(unescaped: JobRecord.insertedColumns)
+                """
+            for try await row in try await self.client.query(query, logger: self.logger) {
+                let record = try JobRecord(row: row)
+                return (EnqueuedJob(id: record.id, inserted: true), record)
+            }
+            throw QueueError.contention("the insert returned no row")
+        }
+        let query: PostgresQuery = """
+            WITH ins AS (
+              INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, unique_key, meta)
+              VALUES (\(options.queue), \(kind), \(args)::jsonb, \(options.priority), coalesce(\(options.runAt), now()),
+                      \(options.maxAttempts), \(key), \(meta)::jsonb)
+              ON CONFLICT (unique_key) WHERE status = 'QUEUED' AND unique_key IS NOT NULL DO NOTHING
+              RETURNING *)
+            SELECT true, \(unescaped: JobRecord.insertedColumns) FROM ins j
+            UNION ALL
+            SELECT false, \(unescaped: JobRecord.columns) FROM skipper.jobs j
+            WHERE j.unique_key = \(key) AND j.status = 'QUEUED' AND NOT EXISTS (SELECT 1 FROM ins)
+            LIMIT 1
+            """
+        for _ in 0..<20 {
+            for try await row in try await self.client.query(query, logger: self.logger) {
+                let inserted = try row.makeRandomAccess()[0].decode(Bool.self)
+                let record = try JobRecord(row: row, from: 1)
+                return (EnqueuedJob(id: record.id, inserted: inserted), record)
+            }
+        }
+        throw QueueError.contention("could not insert or find the QUEUED job with unique key \(key)")
     }
 
     /// Inserts many jobs with one statement. Jobs whose unique key already has a QUEUED job are skipped.
