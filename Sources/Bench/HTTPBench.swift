@@ -83,9 +83,9 @@ extension BenchRun {
         if output.contains("Non-2xx") { throw BenchError("some submissions failed:\n\(output)") }
         let stored = try await self.count("SELECT count(*) FROM skipper.jobs")
         report.measurements.append(Measurement(
-            name: "submit over HTTP (POST /jobs, \(Self.httpConnections) keep-alive connections)", value: rate, unit: "jobs/s",
+            name: "POST /jobs over HTTP, \(Self.httpConnections) keep-alive conns", value: rate, unit: "jobs/s",
             baseline: "single-row INSERT, \(Self.httpConnections) clients", baselineValue: raw))
-        report.measurements.append(Measurement(name: "submit over HTTP p99 latency", value: p99, unit: "ms"))
+        report.measurements.append(Measurement(name: "POST /jobs over HTTP p99 latency", value: p99, unit: "ms"))
         Swift.print("http submit: \(Int(rate)) jobs/s, p99 \(p99) ms, \(stored) jobs stored")
     }
 
