@@ -50,5 +50,6 @@ clean:
 
 ## Release-built benchmark: prints a table and writes bench/results/latest.json.
 bench:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || echo "bench: wrk is missing; the HTTP phase will be skipped"
 	for product in skipper-migrate skipper-runner skipper-api skipper-bench; do $(SWIFT) build -c release --product $$product || exit 1; done
 	$(WITH_DB) .build/release/skipper-bench
