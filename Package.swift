@@ -36,7 +36,14 @@ let package = Package(
             ]
         ),
         // The shop's job kinds and their SQL.
-        .target(name: "Shop", dependencies: ["Skipper"]),
+        .target(
+            name: "Shop",
+            dependencies: [
+                "Skipper",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "API",
             dependencies: [

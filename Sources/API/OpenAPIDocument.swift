@@ -120,6 +120,73 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "503": { $ref: "#/components/responses/Unavailable" }
+  /orders:
+    post:
+      operationId: placeOrder
+      summary: Order a product; its stock is taken in the same statement, so concurrent orders never oversell
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              required: [product_id, quantity, buyer_id]
+              properties:
+                product_id: { type: integer, minimum: 1 }
+                quantity: { type: integer, minimum: 1, maximum: 1000000 }
+                buyer_id: { type: string, minLength: 1, maxLength: 128 }
+      responses:
+        "200": { description: The order, PENDING, content: { application/json: { schema: { $ref: "#/components/schemas/Order" } } } }
+        "400": { $ref: "#/components/responses/InvalidJSON" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { description: OUT_OF_STOCK, content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+        "422": { description: INVALID_FIELD, content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+        "503": { $ref: "#/components/responses/Unavailable" }
+  /orders/{id}:
+    get:
+      operationId: getOrder
+      summary: Read an order
+      parameters: [ { $ref: "#/components/parameters/OrderID" } ]
+      responses:
+        "200": { description: The order, content: { application/json: { schema: { $ref: "#/components/schemas/Order" } } } }
+        "400": { $ref: "#/components/responses/InvalidParameter" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+  /orders/{id}/pay:
+    post:
+      operationId: payOrder
+      summary: Mark an order PAID; in the same transaction a report.refresh job is queued (one per burst)
+      parameters: [ { $ref: "#/components/parameters/OrderID" } ]
+      responses:
+        "200": { description: The order, PAID, content: { application/json: { schema: { $ref: "#/components/schemas/Order" } } } }
+        "400": { $ref: "#/components/responses/InvalidParameter" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { description: ALREADY_PAID, content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+        "503": { $ref: "#/components/responses/Unavailable" }
+  /reports/sales:
+    get:
+      operationId: salesReport
+      summary: The sales report, as the last report.refresh left it
+      responses:
+        "200":
+          description: The report
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  total_revenue_cents: { type: integer }
+                  paid_orders: { type: integer }
+                  products_sold: { type: integer }
+                  unique_customers: { type: integer }
+                  by_category: { type: object, additionalProperties: { type: object, properties: { revenue_cents: { type: integer }, orders: { type: integer }, quantity: { type: integer } } } }
+                  updated_at: { type: string, format: date-time }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "503": { $ref: "#/components/responses/Unavailable" }
   /health:
     get:
       operationId: health
@@ -154,6 +221,7 @@ components:
     bearer: { type: http, scheme: bearer }
   parameters:
     JobID: { name: id, in: path, required: true, schema: { type: integer, minimum: 1 } }
+    OrderID: { name: id, in: path, required: true, schema: { type: string, format: uuid } }
   responses:
     InvalidJSON: { description: "INVALID_JSON: the body is not a JSON object", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
     InvalidParameter: { description: "INVALID_PARAMETER: a path or query parameter cannot be used", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
@@ -207,6 +275,17 @@ components:
         result: { description: What the handler returned, or null }
         meta: { type: object, description: request_id and other submitter data }
         download_url: { type: [string, "null"], description: Present when the job has an artifact }
+    Order:
+      type: object
+      properties:
+        order_id: { type: string, format: uuid }
+        product_id: { type: integer }
+        buyer_id: { type: string }
+        quantity: { type: integer }
+        total_amount_cents: { type: integer }
+        status: { type: string, enum: [PENDING, PAID] }
+        created_at: { type: string, format: date-time }
+        paid_at: { type: [string, "null"], format: date-time }
     JobPage:
       type: object
       properties:

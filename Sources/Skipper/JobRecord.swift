@@ -96,7 +96,7 @@ public struct JobRecord: Sendable, Equatable {
     }
 
     /// RFC 3339 in UTC with milliseconds, e.g. `"2026-11-23T10:31:09.123Z"`, or `null`.
-    static func time(_ date: Date?) -> String {
+    public static func time(_ date: Date?) -> String {
         guard let date else { return "null" }
         return "\"" + date.formatted(Self.timeStyle) + "\""
     }
@@ -104,7 +104,7 @@ public struct JobRecord: Sendable, Equatable {
     private static let timeStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
 
     /// A JSON string literal.
-    static func quote(_ string: String) -> String {
+    public static func quote(_ string: String) -> String {
         var out = "\""
         out.reserveCapacity(string.utf8.count + 2)
         for scalar in string.unicodeScalars {
