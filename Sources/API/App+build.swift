@@ -42,6 +42,7 @@ func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger
     let handlers = Dictionary((BuiltIn.handlers + Shop.handlers).map { ($0.kind, $0) }, uniquingKeysWith: { first, _ in first })
     OperationsController(database: database, registry: registry, logger: logger).addRoutes(to: routes)
     JobsController(database: database, events: events, handlers: handlers, logger: logger).addRoutes(to: routes)
+    SettlementController(database: database, logger: logger).addRoutes(to: routes)
     ShopController(database: database, orders: OrderStore(skipper: database.client, logger: logger), logger: logger)
         .addRoutes(to: routes)
     return APIRouter(router: router, events: events, routes: routes.table)

@@ -120,6 +120,41 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "503": { $ref: "#/components/responses/Unavailable" }
+  /jobs/settlement:
+    post:
+      operationId: submitSettlement
+      summary: Settle PAID transactions of a date range per merchant per day, with a CSV of the result
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              required: [from, to]
+              properties:
+                from: { type: string, format: date, examples: ["2025-01-01"] }
+                to: { type: string, format: date, description: "from <= to, at most 366 days later" }
+                batch_size: { type: integer, minimum: 100, maximum: 1000000, description: Transactions per slice (BATCH_SIZE) }
+                parallelism: { type: integer, minimum: 1, maximum: 16, default: 2 }
+      responses:
+        "202": { description: Queued, content: { application/json: { schema: { type: object, properties: { job_id: { type: integer }, status: { type: string, const: QUEUED } } } } } }
+        "400": { $ref: "#/components/responses/InvalidJSON" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "422": { description: INVALID_FIELD naming from or to, content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+        "503": { $ref: "#/components/responses/Unavailable" }
+  /downloads/{job_id}.csv:
+    get:
+      operationId: downloadSettlement
+      summary: The settlement CSV (merchant_id,date,gross_cents,fee_cents,net_cents,txn_count), streamed
+      parameters: [ { name: job_id, in: path, required: true, schema: { type: integer, minimum: 1 } } ]
+      responses:
+        "200": { description: The CSV, content: { text/csv: { schema: { type: string } } } }
+        "400": { $ref: "#/components/responses/InvalidParameter" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { description: No such job, or the job has no file, content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+        "409": { description: NOT_READY while the job is queued or running, content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+        "503": { $ref: "#/components/responses/Unavailable" }
   /orders:
     post:
       operationId: placeOrder

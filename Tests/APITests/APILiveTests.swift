@@ -107,7 +107,7 @@ final class APIProcess: @unchecked Sendable {
         env["PORT"] = "\(port)"
         self.process.executableURL = URL(fileURLWithPath: Executables.path("skipper-api"))
         self.process.environment = env
-        FileManager.default.createFile(atPath: self.logFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: self.logFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: self.logFile)
         self.process.standardOutput = handle
         self.process.standardError = handle

@@ -1,0 +1,231 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Skipper
+
+/// `settlement {"from": "2025-01-01", "to": "2025-01-31"}`: PAID transactions of [from, to] aggregated per merchant
+/// per day into `settlements`, with a CSV artifact of the rows written.
+///
+/// PostgreSQL does the work: the range is cut into time slices of about `batch_size` transactions, aggregated
+/// set-based into `settlement_staging` over up to `parallelism` connections, then published in one short
+/// transaction (upsert, removal of rows the range no longer has, the CSV in chunks). A cancelled, failed or crashed
+/// run therefore leaves `settlements` as it was, and a repeated run writes the same figures.
+public struct Settlement: JobHandler {
+    public struct Args: Codable, Sendable {
+        public var from: String
+        public var to: String
+        /// Transactions per slice; default `BATCH_SIZE` of the runner (10,000).
+        public var batch_size: Int?
+        /// Slices aggregated at once; default 2.
+        public var parallelism: Int?
+
+        public init(from: String, to: String, batch_size: Int? = nil, parallelism: Int? = nil) {
+            self.from = from
+            self.to = to
+            self.batch_size = batch_size
+            self.parallelism = parallelism
+        }
+    }
+
+    public struct Output: Codable, Sendable {
+        public var transactions: Int64
+        public var settlements: Int64
+        public var csv_bytes: Int64
+    }
+
+    public static let kind = "settlement"
+    public static let artifactName = "settlement.csv"
+    public static let csvHeader = "merchant_id,date,gross_cents,fee_cents,net_cents,txn_count"
+    /// Rows per artifact chunk (about 1 MB of CSV).
+    static let rowsPerChunk = 20_000
+
+    let defaultBatchSize: Int
+
+    public init(defaultBatchSize: Int = 10_000) {
+        self.defaultBatchSize = defaultBatchSize
+    }
+
+    /// The checked range: both dates parse (YYYY-MM-DD), from ≤ to, at most 366 days. The error names the field.
+    public static func validate(_ args: Args) throws(SettlementArgsError) -> (from: Date, to: Date) {
+        guard let from = Self.day(args.from) else { throw SettlementArgsError(field: "from", message: "must be a date such as 2025-01-01, not '\(args.from)'") }
+        guard let to = Self.day(args.to) else { throw SettlementArgsError(field: "to", message: "must be a date such as 2025-01-31, not '\(args.to)'") }
+        guard from <= to else { throw SettlementArgsError(field: "to", message: "must not be before from (\(args.from))") }
+        guard to.timeIntervalSince(from) <= 365 * 86_400 else {
+            throw SettlementArgsError(field: "to", message: "the range may span at most 366 days")
+        }
+        if let size = args.batch_size, !(100...1_000_000).contains(size) {
+            throw SettlementArgsError(field: "batch_size", message: "must be between 100 and 1000000")
+        }
+        if let parallelism = args.parallelism, !(1...16).contains(parallelism) {
+            throw SettlementArgsError(field: "parallelism", message: "must be between 1 and 16")
+        }
+        return (from, to)
+    }
+
+    static func day(_ text: String) -> Date? {
+        guard text.count == 10 else { return nil }
+        let parts = text.split(separator: "-")
+        guard parts.count == 3, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]) else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let components = DateComponents(year: y, month: m, day: d)
+        guard components.isValidDate(in: calendar), let date = calendar.date(from: components) else { return nil }
+        return date
+    }
+
+    public func run(_ args: Args, context: JobContext) async throws -> Output? {
+        let range: (from: Date, to: Date)
+        do {
+            range = try Self.validate(args)
+        } catch {
+            throw JobError.permanent("invalid args: \(error)")
+        }
+        let start = range.from
+        let end = range.to.addingTimeInterval(86_400)  // exclusive
+        let runID = "\(context.jobID)-\(context.attempt)"
+        let logger = context.logger
+        let batchSize = Int64(args.batch_size ?? self.defaultBatchSize)
+        let parallelism = args.parallelism ?? 2
+
+        // Leftovers of earlier attempts of this job (a crash leaves its staging rows behind).
+        _ = try await context.withConnection { connection in
+            try await connection.query("DELETE FROM settlement_staging WHERE run_id LIKE \("\(context.jobID)-%")", logger: logger)
+        }
+        let total = try await context.withConnection { connection -> Int64 in
+            let rows = try await connection.query(
+                "SELECT count(*) FROM transactions WHERE status = 'PAID' AND paid_at >= \(start) AND paid_at < \(end)", logger: logger)
+            for try await count in rows.decode(Int64.self) { return count }
+            return 0
+        }
+        context.progress(processed: 0, total: total)
+
+        // Time slices of about batch_size transactions each (the seeded ledger is spread evenly over time).
+        let sliceCount = max(1, Int((total + batchSize - 1) / batchSize))
+        let span = end.timeIntervalSince(start) / Double(sliceCount)
+        let slices: [(Date, Date)] = (0..<sliceCount).map { i in
+            (start.addingTimeInterval(span * Double(i)), i == sliceCount - 1 ? end : start.addingTimeInterval(span * Double(i + 1)))
+        }
+        do {
+            var processed: Int64 = 0
+            try await withThrowingTaskGroup(of: Int64.self) { group in
+                var next = 0
+                func addSlice() {
+                    let (from, to) = slices[next]
+                    next += 1
+                    group.addTask {
+                        try await context.withConnection { connection in
+                            try await Self.stage(runID: runID, from: from, to: to, on: connection, logger: logger)
+                        }
+                    }
+                }
+                while next < min(parallelism, slices.count) { addSlice() }
+                while let done = try await group.next() {
+                    processed += done
+                    context.progress(processed: processed)
+                    if next < slices.count { addSlice() }
+                }
+            }
+            let output = try await context.withConnection { connection in
+                try await Self.publish(runID: runID, jobID: context.jobID, from: start, to: range.to, processed: processed, on: connection, logger: logger)
+            }
+            context.progress(processed: processed, total: total)
+            return output
+        } catch {
+            // Cancelled or failed: nothing was published; drop this run's partial results.
+            _ = try? await Task.detached {
+                try await context.postgres.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
+            }.value
+            throw error
+        }
+    }
+
+    /// Aggregates one slice into staging; returns how many transactions it covered.
+    static func stage(runID: String, from: Date, to: Date, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+        let rows = try await connection.query(
+            """
+            WITH agg AS (
+              INSERT INTO settlement_staging (run_id, merchant_id, date, gross_cents, fee_cents, txn_count)
+              SELECT \(runID), merchant_id, (paid_at AT TIME ZONE 'UTC')::date, sum(amount_cents), sum(fee_cents), count(*)
+              FROM transactions
+              WHERE status = 'PAID' AND paid_at >= \(from) AND paid_at < \(to)
+              GROUP BY 2, 3
+              RETURNING txn_count)
+            SELECT coalesce(sum(txn_count), 0)::int8 FROM agg
+            """,
+            logger: logger)
+        for try await count in rows.decode(Int64.self) { return count }
+        return 0
+    }
+
+    /// Publishes a run in one transaction: upserts its rows, removes rows of the range it no longer has, writes the
+    /// CSV artifact in chunks, and clears its staging rows.
+    static func publish(
+        runID: String, jobID: Int64, from: Date, to: Date, processed: Int64, on connection: PostgresConnection, logger: Logger
+    ) async throws -> Output {
+        let fromDay = Self.dayString(from)
+        let toDay = Self.dayString(to)
+        try await connection.query("BEGIN", logger: logger)
+        do {
+            try await connection.query(
+                """
+                INSERT INTO settlements AS s (merchant_id, date, gross_cents, fee_cents, net_cents, txn_count, generated_at, unique_run_id)
+                SELECT merchant_id, date, sum(gross_cents), sum(fee_cents), sum(gross_cents) - sum(fee_cents), sum(txn_count), now(), \(runID)
+                FROM settlement_staging WHERE run_id = \(runID)
+                GROUP BY merchant_id, date
+                ON CONFLICT (merchant_id, date) DO UPDATE SET
+                  gross_cents = EXCLUDED.gross_cents, fee_cents = EXCLUDED.fee_cents, net_cents = EXCLUDED.net_cents,
+                  txn_count = EXCLUDED.txn_count, generated_at = EXCLUDED.generated_at, unique_run_id = EXCLUDED.unique_run_id
+                """,
+                logger: logger)
+            try await connection.query(
+                """
+                DELETE FROM settlements
+                WHERE date BETWEEN \(fromDay)::date AND \(toDay)::date AND unique_run_id <> \(runID)
+                """,
+                logger: logger)
+            try await connection.query(
+                "DELETE FROM skipper.job_artifacts WHERE job_id = \(jobID) AND name = \(Self.artifactName)", logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO skipper.job_artifacts (job_id, name, content_type, seq, data)
+                SELECT \(jobID), \(Self.artifactName), 'text/csv', 0, convert_to(\(Self.csvHeader + "\n"), 'UTF8')
+                UNION ALL
+                SELECT \(jobID), \(Self.artifactName), 'text/csv', 1 + (rn - 1) / \(Int64(Self.rowsPerChunk)),
+                       convert_to(string_agg(line || E'\\n', '' ORDER BY rn), 'UTF8')
+                FROM (SELECT row_number() OVER (ORDER BY date, merchant_id) AS rn,
+                             concat_ws(',', merchant_id, to_char(date, 'YYYY-MM-DD'), gross_cents, fee_cents, net_cents, txn_count) AS line
+                      FROM settlements WHERE unique_run_id = \(runID)) AS csv
+                GROUP BY 1 + (rn - 1) / \(Int64(Self.rowsPerChunk))
+                """,
+                logger: logger)
+            try await connection.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
+            var output = Output(transactions: processed, settlements: 0, csv_bytes: 0)
+            let rows = try await connection.query(
+                """
+                SELECT (SELECT count(*) FROM settlements WHERE unique_run_id = \(runID))::int8,
+                       (SELECT coalesce(sum(octet_length(data)), 0) FROM skipper.job_artifacts WHERE job_id = \(jobID) AND name = \(Self.artifactName))::int8
+                """,
+                logger: logger)
+            for try await (count, bytes) in rows.decode((Int64, Int64).self) {
+                output.settlements = count
+                output.csv_bytes = bytes
+            }
+            try await connection.query("COMMIT", logger: logger)
+            return output
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            throw error
+        }
+    }
+
+    static func dayString(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(timeZone: .gmt).year().month().day())
+    }
+}
+
+/// A settlement argument that cannot be used.
+public struct SettlementArgsError: Error, CustomStringConvertible {
+    public let field: String
+    public let message: String
+    public var description: String { "\(self.field): \(self.message)" }
+}

@@ -1,0 +1,2 @@
+DROP INDEX settlements_run_idx;
+DROP TABLE settlement_staging;
