@@ -190,12 +190,14 @@ public struct Settlement: JobHandler {
                 INSERT INTO skipper.job_artifacts (job_id, name, content_type, seq, data)
                 SELECT \(jobID), \(Self.artifactName), 'text/csv', 0, convert_to(\(Self.csvHeader + "\n"), 'UTF8')
                 UNION ALL
-                SELECT \(jobID), \(Self.artifactName), 'text/csv', 1 + (rn - 1) / \(Int64(Self.rowsPerChunk)),
+                SELECT \(jobID), \(Self.artifactName), 'text/csv', (1 + chunk)::int4,
                        convert_to(string_agg(line || E'\\n', '' ORDER BY rn), 'UTF8')
-                FROM (SELECT row_number() OVER (ORDER BY date, merchant_id) AS rn,
-                             concat_ws(',', merchant_id, to_char(date, 'YYYY-MM-DD'), gross_cents, fee_cents, net_cents, txn_count) AS line
-                      FROM settlements WHERE unique_run_id = \(runID)) AS csv
-                GROUP BY 1 + (rn - 1) / \(Int64(Self.rowsPerChunk))
+                FROM (SELECT rn, (rn - 1) / \(Int64(Self.rowsPerChunk)) AS chunk, line
+                      FROM (SELECT row_number() OVER (ORDER BY date, merchant_id) AS rn,
+                                   concat_ws(',', merchant_id, to_char(date, 'YYYY-MM-DD'), gross_cents, fee_cents, net_cents,
+                                             txn_count) AS line
+                            FROM settlements WHERE unique_run_id = \(runID)) AS numbered) AS csv
+                GROUP BY chunk
                 """,
                 logger: logger)
             try await connection.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
