@@ -1,2 +1,2 @@
-DROP INDEX settlements_run_idx;
+DROP INDEX settlements_date_idx;
 DROP TABLE settlement_staging;

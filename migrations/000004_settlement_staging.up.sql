@@ -9,5 +9,5 @@ CREATE UNLOGGED TABLE settlement_staging (
     txn_count   bigint NOT NULL
 );
 CREATE INDEX settlement_staging_run_idx ON settlement_staging (run_id);
--- Settlements of one run, for its CSV.
-CREATE INDEX settlements_run_idx ON settlements (unique_run_id);
+-- Settlements by day: a run replaces the days of its range, and people read them by date.
+CREATE INDEX settlements_date_idx ON settlements (date);

@@ -15,7 +15,9 @@ FROM (
            CASE WHEN g.r < 0.90 THEN 'PAID' WHEN g.r < 0.95 THEN 'FAILED' ELSE 'REFUNDED' END AS status,
            timestamptz '2025-01-01 00:00:00+00' + random() * make_interval(days => :days) AS at
     FROM (SELECT random() AS r FROM generate_series(1, :rows)) AS g
-) AS t;
+) AS t
+-- A ledger is appended as payments happen: rows in time order, as in production.
+ORDER BY t.at;
 
 INSERT INTO products (name, category, stock, price_cents)
 SELECT v.name, v.category, v.stock, v.price_cents

@@ -60,8 +60,13 @@ struct Report: Codable {
             var line = m.name.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%.1f", m.value).leftPad(14)
             line += "  " + m.unit.padding(toLength: 10, withPad: " ", startingAt: 0)
             if let baseline = m.baseline, let value = m.baselineValue {
-                line += (baseline + " " + String(format: "%.0f", value)).padding(toLength: 44, withPad: " ", startingAt: 0)
-                if let percent = m.percentOfBaseline { line += String(format: "%.0f %%", percent).leftPad(8) }
+                line += (baseline + " " + String(format: value < 100 ? "%.2f" : "%.0f", value)).padding(toLength: 44, withPad: " ", startingAt: 0)
+                // Rates compare as a percentage of the baseline; durations as a multiple of it.
+                if m.unit == "s", value > 0 {
+                    line += String(format: "%.2fx", m.value / value).leftPad(8)
+                } else if let percent = m.percentOfBaseline {
+                    line += String(format: "%.0f %%", percent).leftPad(8)
+                }
             }
             Swift.print(line)
         }

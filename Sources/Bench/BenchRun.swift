@@ -12,8 +12,8 @@ struct BenchRun {
     /// Claim batch of the raw loop and of the runners (WORKERS = CLAIM_BATCH), so both take the same batches.
     let batch = 100
 
-    /// BENCH_PHASES=enqueue,drain,latency,cancel,http (default: all).
-    let phases = Set((ProcessInfo.processInfo.environment["BENCH_PHASES"] ?? "enqueue,drain,latency,cancel,http").split(separator: ",").map(String.init))
+    /// BENCH_PHASES=enqueue,drain,latency,cancel,http,settlement (default: all).
+    let phases = Set((ProcessInfo.processInfo.environment["BENCH_PHASES"] ?? "enqueue,drain,latency,cancel,http,settlement").split(separator: ",").map(String.init))
 
     func all() async throws -> Report {
         var report = Report()
@@ -58,7 +58,7 @@ struct BenchRun {
         // 3. Drain by real runner processes.
         for runners in [1, 2] {
             try await self.seed()
-            try await Runner.with(runners, url: self.url, environment: ["WORKERS": "\(2 * self.batch)", "CLAIM_BATCH": "\(self.batch)"]) {
+            try await Runner.with(runners, url: self.url, environment: ["WORKERS": "\(2 * self.batch)", "CLAIM_BATCH": "\(self.batch)"]) { _ in
                 try await self.waitUntil(timeout: 600) { try await self.drained() }
             }
             let seconds = try await self.scalarDouble("SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 FROM skipper.jobs")
@@ -71,7 +71,7 @@ struct BenchRun {
         // 4. Enqueue-to-start latency at a steady 200 jobs/s, idle runners waiting on LISTEN.
         if self.phases.contains("latency") {
             try await self.reset()
-            try await Runner.with(2, url: self.url, environment: [:]) {
+            try await Runner.with(2, url: self.url, environment: [:]) { _ in
                 try await self.waitUntil(timeout: 30) { try await self.count("SELECT count(*) FROM skipper.runners") == 2 }
                 try await Task.sleep(for: .milliseconds(500))
                 let start = ContinuousClock.now
@@ -91,7 +91,7 @@ struct BenchRun {
         // 5. Cancel latency of RUNNING jobs: from the cancel request to CANCELLED, by the server's clock.
         if self.phases.contains("cancel") {
             try await self.reset()
-            try await Runner.with(2, url: self.url, environment: ["WORKERS": "50"]) {
+            try await Runner.with(2, url: self.url, environment: ["WORKERS": "50"]) { _ in
                 let sleepers = (0..<100).map { _ in NewJob(kind: "sleep", args: #"{"ms": 120000}"#) }
                 let ids = try await skipper.enqueueMany(sleepers)
                 try await self.waitUntil(timeout: 30) { try await self.count("SELECT count(*) FROM skipper.jobs WHERE status = 'RUNNING'") == 100 }
@@ -107,6 +107,7 @@ struct BenchRun {
             Swift.print("cancel: p50 \(p50) ms, p99 \(p99) ms")
         }
         if self.phases.contains("http") { try await self.http(into: &report) }
+        if self.phases.contains("settlement") { try await self.settlement(into: &report) }
         return report
     }
 

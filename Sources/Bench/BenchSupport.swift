@@ -44,15 +44,24 @@ final class Runner: @unchecked Sendable {
     }
 
     /// Starts `count` runners, runs `body`, and stops them whatever happens, so a failed bench leaves no process behind.
-    static func with(_ count: Int, url: String, environment: [String: String], _ body: () async throws -> Void) async throws {
+    static func with(_ count: Int, url: String, environment: [String: String], _ body: ([Runner]) async throws -> Void) async throws {
         let runners = try (0..<count).map { _ in try Runner(url: url, environment: environment) }
         do {
-            try await body()
+            try await body(runners)
         } catch {
             for runner in runners { await runner.stop() }
             throw error
         }
         for runner in runners { await runner.stop() }
+    }
+
+    /// The process's peak resident memory so far (VmHWM), in MiB.
+    var peakRSSMiB: Double? {
+        guard let status = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kib = line.split(separator: " ").compactMap({ Double($0) }).first
+        else { return nil }
+        return kib / 1024
     }
 
     func stop() async {

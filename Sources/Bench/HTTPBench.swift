@@ -82,11 +82,78 @@ extension BenchRun {
         }
         if output.contains("Non-2xx") { throw BenchError("some submissions failed:\n\(output)") }
         let stored = try await self.count("SELECT count(*) FROM skipper.jobs")
+        try await self.orders(into: &report, wrk: wrk, port: port)
         report.measurements.append(Measurement(
             name: "POST /jobs over HTTP, \(Self.httpConnections) keep-alive conns", value: rate, unit: "jobs/s",
             baseline: "single-row INSERT, \(Self.httpConnections) clients", baselineValue: raw))
         report.measurements.append(Measurement(name: "POST /jobs over HTTP p99 latency", value: p99, unit: "ms"))
         Swift.print("http submit: \(Int(rate)) jobs/s, p99 \(p99) ms, \(stored) jobs stored")
+    }
+
+    /// Orders from 64 keep-alive connections on one hot product and spread over 100, against the order statement
+    /// alone from 64 concurrent loops on as many connections as the API has.
+    func orders(into report: inout Report, wrk: String, port: Int) async throws {
+        try await self.exec("TRUNCATE orders CASCADE")
+        try await self.exec("DELETE FROM products")
+        try await self.exec("INSERT INTO products (name, category, stock, price_cents) SELECT 'p' || i, 'bench', 1000000000, 100 FROM generate_series(1, 100) i")
+        let first = try await self.count("SELECT min(id) FROM products")
+        for (label, spread) in [("one hot product", 1), ("100 products", 100)] {
+            let raw = try await self.rawLoops(connections: 64) { i in
+                let product = first + Int64(i % spread)
+                return """
+                    WITH p AS (UPDATE products SET stock = stock - 1 WHERE id = \(product) AND stock >= 1 RETURNING id, price_cents)
+                    INSERT INTO orders (product_id, buyer_id, quantity, total_amount_cents)
+                    SELECT p.id, 'bench', 1, p.price_cents FROM p RETURNING id
+                    """
+            }
+            let script = FileManager.default.temporaryDirectory.appendingPathComponent("skipper-orders.lua")
+            try """
+                math.randomseed(os.time())
+                request = function()
+                  local body = '{"product_id": ' .. (\(first) + math.random(0, \(spread - 1))) .. ', "quantity": 1, "buyer_id": "bench"}'
+                  return wrk.format("POST", "/orders", {["Content-Type"] = "application/json"}, body)
+                end
+                """.write(to: script, atomically: true, encoding: .utf8)
+            let output = try Self.run(wrk, ["-t2", "-c64", "-d\(Self.httpSeconds)s", "--latency", "-s", script.path, "http://127.0.0.1:\(port)/orders"])
+            guard let rate = Self.number(after: "Requests/sec:", in: output), let p99 = Self.latency(percentile: "99%", in: output) else {
+                throw BenchError("could not read wrk's output:\n\(output)")
+            }
+            if output.contains("Non-2xx") { throw BenchError("some orders failed:\n\(output)") }
+            report.measurements.append(Measurement(
+                name: "POST /orders over HTTP, \(label)", value: rate, unit: "orders/s",
+                baseline: "order statement, 64 clients", baselineValue: raw))
+            report.measurements.append(Measurement(name: "POST /orders p99, \(label)", value: p99, unit: "ms"))
+            Swift.print("orders (\(label)): \(Int(rate))/s, p99 \(p99) ms; raw \(Int(raw))/s")
+        }
+    }
+
+    /// Runs `statement(i)` from `connections` concurrent loops over a 20-connection pool for httpSeconds; per second.
+    func rawLoops(connections: Int, _ statement: @escaping @Sendable (Int) -> PostgresQuery) async throws -> Double {
+        let pool = PostgresClient(
+            configuration: try DatabaseConfig(url: self.url).clientConfiguration(maxConnections: 20, applicationName: "skipper-bench-raw"),
+            backgroundLogger: self.logger)
+        let done = try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask {
+                await pool.run()
+                return 0
+            }
+            let deadline = ContinuousClock.now + .seconds(Self.httpSeconds)
+            for loop in 0..<connections {
+                group.addTask {
+                    var count = 0
+                    while ContinuousClock.now < deadline {
+                        try await pool.query(statement(loop + count * connections), logger: self.logger)
+                        count += 1
+                    }
+                    return count
+                }
+            }
+            var total = 0
+            for _ in 0..<connections { total += try await group.next() ?? 0 }
+            group.cancelAll()
+            return total
+        }
+        return Double(done) / Double(Self.httpSeconds)
     }
 
     static func get(_ url: String) async -> Int? {

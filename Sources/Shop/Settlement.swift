@@ -6,7 +6,7 @@ import Skipper
 /// `settlement {"from": "2025-01-01", "to": "2025-01-31"}`: PAID transactions of [from, to] aggregated per merchant
 /// per day into `settlements`, with a CSV artifact of the rows written.
 ///
-/// PostgreSQL does the work: the range is cut into time slices of about `batch_size` transactions, aggregated
+/// PostgreSQL does the work: the range is cut into days or parts of days of about `batch_size` transactions, aggregated
 /// set-based into `settlement_staging` over up to `parallelism` connections, then published in one short
 /// transaction (upsert, removal of rows the range no longer has, the CSV in chunks). A cancelled, failed or crashed
 /// run therefore leaves `settlements` as it was, and a repeated run writes the same figures.
@@ -99,12 +99,7 @@ public struct Settlement: JobHandler {
         }
         context.progress(processed: 0, total: total)
 
-        // Time slices of about batch_size transactions each (the seeded ledger is spread evenly over time).
-        let sliceCount = max(1, Int((total + batchSize - 1) / batchSize))
-        let span = end.timeIntervalSince(start) / Double(sliceCount)
-        let slices: [(Date, Date)] = (0..<sliceCount).map { i in
-            (start.addingTimeInterval(span * Double(i)), i == sliceCount - 1 ? end : start.addingTimeInterval(span * Double(i + 1)))
-        }
+        let slices = Self.slices(from: start, to: end, total: total, batchSize: batchSize)
         do {
             var processed: Int64 = 0
             try await withThrowingTaskGroup(of: Int64.self) { group in
@@ -139,6 +134,35 @@ public struct Settlement: JobHandler {
         }
     }
 
+    /// Cuts [from, to) into time slices "in batches of batch_size transactions or by day": whole days (several quiet
+    /// days together) while a day holds up to 4 × batch_size transactions, else each day in equal parts of about
+    /// batch_size. Slices never straddle a day, so each (merchant, day) is staged by one slice only when days are whole.
+    static func slices(from start: Date, to end: Date, total: Int64, batchSize: Int64) -> [(Date, Date)] {
+        let days = max(1, Int((end.timeIntervalSince(start) / 86_400).rounded()))
+        let perDay = Double(total) / Double(days)
+        let day = 86_400.0
+        var slices: [(Date, Date)] = []
+        if perDay <= Double(4 * batchSize) {
+            let daysPerSlice = max(1, Int(Double(batchSize) / max(perDay, 1)))
+            var first = 0
+            while first < days {
+                let last = min(days, first + daysPerSlice)
+                slices.append((start.addingTimeInterval(day * Double(first)), start.addingTimeInterval(day * Double(last))))
+                first = last
+            }
+        } else {
+            let parts = Int((perDay / Double(batchSize)).rounded(.up))
+            for d in 0..<days {
+                for part in 0..<parts {
+                    let from = start.addingTimeInterval(day * Double(d) + day * Double(part) / Double(parts))
+                    let to = part == parts - 1 ? start.addingTimeInterval(day * Double(d + 1)) : start.addingTimeInterval(day * Double(d) + day * Double(part + 1) / Double(parts))
+                    slices.append((from, to))
+                }
+            }
+        }
+        return slices
+    }
+
     /// Aggregates one slice into staging; returns how many transactions it covered.
     static func stage(runID: String, from: Date, to: Date, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
         let rows = try await connection.query(
@@ -164,54 +188,52 @@ public struct Settlement: JobHandler {
     ) async throws -> Output {
         let fromDay = Self.dayString(from)
         let toDay = Self.dayString(to)
+        // One statement: the run's rows are aggregated once and feed the upsert, the removal of rows the range no
+        // longer has, and the CSV (chunks of rowsPerChunk lines; chunk 0 is the header).
         try await connection.query("BEGIN", logger: logger)
         do {
             try await connection.query(
-                """
-                INSERT INTO settlements AS s (merchant_id, date, gross_cents, fee_cents, net_cents, txn_count, generated_at, unique_run_id)
-                SELECT merchant_id, date, sum(gross_cents), sum(fee_cents), sum(gross_cents) - sum(fee_cents), sum(txn_count), now(), \(runID)
-                FROM settlement_staging WHERE run_id = \(runID)
-                GROUP BY merchant_id, date
-                ON CONFLICT (merchant_id, date) DO UPDATE SET
-                  gross_cents = EXCLUDED.gross_cents, fee_cents = EXCLUDED.fee_cents, net_cents = EXCLUDED.net_cents,
-                  txn_count = EXCLUDED.txn_count, generated_at = EXCLUDED.generated_at, unique_run_id = EXCLUDED.unique_run_id
-                """,
-                logger: logger)
-            try await connection.query(
-                """
-                DELETE FROM settlements
-                WHERE date BETWEEN \(fromDay)::date AND \(toDay)::date AND unique_run_id <> \(runID)
-                """,
-                logger: logger)
-            try await connection.query(
                 "DELETE FROM skipper.job_artifacts WHERE job_id = \(jobID) AND name = \(Self.artifactName)", logger: logger)
-            try await connection.query(
-                """
-                INSERT INTO skipper.job_artifacts (job_id, name, content_type, seq, data)
-                SELECT \(jobID), \(Self.artifactName), 'text/csv', 0, convert_to(\(Self.csvHeader + "\n"), 'UTF8')
-                UNION ALL
-                SELECT \(jobID), \(Self.artifactName), 'text/csv', (1 + chunk)::int4,
-                       convert_to(string_agg(line || E'\\n', '' ORDER BY rn), 'UTF8')
-                FROM (SELECT rn, (rn - 1) / \(Int64(Self.rowsPerChunk)) AS chunk, line
-                      FROM (SELECT row_number() OVER (ORDER BY date, merchant_id) AS rn,
-                                   concat_ws(',', merchant_id, to_char(date, 'YYYY-MM-DD'), gross_cents, fee_cents, net_cents,
-                                             txn_count) AS line
-                            FROM settlements WHERE unique_run_id = \(runID)) AS numbered) AS csv
-                GROUP BY chunk
-                """,
-                logger: logger)
-            try await connection.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
-            var output = Output(transactions: processed, settlements: 0, csv_bytes: 0)
             let rows = try await connection.query(
                 """
-                SELECT (SELECT count(*) FROM settlements WHERE unique_run_id = \(runID))::int8,
-                       (SELECT coalesce(sum(octet_length(data)), 0) FROM skipper.job_artifacts WHERE job_id = \(jobID) AND name = \(Self.artifactName))::int8
+                WITH agg AS (
+                  SELECT merchant_id, date, sum(gross_cents)::int8 AS gross, sum(fee_cents)::int8 AS fee,
+                         sum(txn_count)::int8 AS n, row_number() OVER (ORDER BY date, merchant_id) AS rn
+                  FROM settlement_staging WHERE run_id = \(runID)
+                  GROUP BY merchant_id, date),
+                upserted AS (
+                  INSERT INTO settlements AS s (merchant_id, date, gross_cents, fee_cents, net_cents, txn_count, generated_at, unique_run_id)
+                  SELECT merchant_id, date, gross, fee, gross - fee, n, now(), \(runID) FROM agg
+                  ON CONFLICT (merchant_id, date) DO UPDATE SET
+                    gross_cents = EXCLUDED.gross_cents, fee_cents = EXCLUDED.fee_cents, net_cents = EXCLUDED.net_cents,
+                    txn_count = EXCLUDED.txn_count, generated_at = EXCLUDED.generated_at, unique_run_id = EXCLUDED.unique_run_id
+                  RETURNING 1),
+                removed AS (
+                  DELETE FROM settlements s
+                  WHERE s.date BETWEEN \(fromDay)::date AND \(toDay)::date
+                    AND NOT EXISTS (SELECT 1 FROM agg WHERE agg.merchant_id = s.merchant_id AND agg.date = s.date)
+                  RETURNING 1),
+                csv AS (
+                  INSERT INTO skipper.job_artifacts (job_id, name, content_type, seq, data)
+                  SELECT \(jobID), \(Self.artifactName), 'text/csv', 0, convert_to(\(Self.csvHeader + "\n"), 'UTF8')
+                  UNION ALL
+                  SELECT \(jobID), \(Self.artifactName), 'text/csv', (1 + chunk)::int4,
+                         convert_to(string_agg(line || E'\\n', '' ORDER BY rn), 'UTF8')
+                  FROM (SELECT rn, (rn - 1) / \(Int64(Self.rowsPerChunk)) AS chunk,
+                               concat_ws(',', merchant_id, to_char(date, 'YYYY-MM-DD'), gross, fee, gross - fee, n) AS line
+                        FROM agg) AS lines
+                  GROUP BY chunk
+                  RETURNING octet_length(data) AS bytes)
+                SELECT (SELECT count(*) FROM upserted)::int8, (SELECT count(*) FROM removed)::int8,
+                       (SELECT coalesce(sum(bytes), 0) FROM csv)::int8
                 """,
                 logger: logger)
-            for try await (count, bytes) in rows.decode((Int64, Int64).self) {
+            var output = Output(transactions: processed, settlements: 0, csv_bytes: 0)
+            for try await (count, _, bytes) in rows.decode((Int64, Int64, Int64).self) {
                 output.settlements = count
                 output.csv_bytes = bytes
             }
+            try await connection.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
             try await connection.query("COMMIT", logger: logger)
             return output
         } catch {
