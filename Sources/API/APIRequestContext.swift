@@ -19,6 +19,4 @@ struct APIRequestContext: RequestContext {
 enum APILimits {
     /// 1 MiB: the largest request body accepted.
     static let maxBody = 1 << 20
-    /// The longest the API waits for PostgreSQL before answering 503.
-    static let databaseDeadline = TimeAmount.seconds(2)
 }

@@ -37,7 +37,9 @@ func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger
     router.add(middleware: MetricsMiddleware(registry: registry))
     router.add(middleware: RequestMiddleware(routes: routes.table, logger: logger))
     router.add(middleware: AuthMiddleware(tokens: config.apiTokens))
-    let database = Database(postgres: postgres, client: SkipperClient(postgres: postgres, logger: logger))
+    let database = Database(
+        postgres: postgres, client: SkipperClient(postgres: postgres, logger: logger),
+        deadline: .nanoseconds(Int64(config.databaseTimeout / .nanoseconds(1))))
     let events = EventHub(postgres: postgres, logger: logger)
     let handlers = Dictionary((BuiltIn.handlers + Shop.handlers).map { ($0.kind, $0) }, uniquingKeysWith: { first, _ in first })
     OperationsController(database: database, registry: registry, logger: logger).addRoutes(to: routes)

@@ -5,11 +5,13 @@ import PostgresNIO
 import Skipper
 
 /// Runs the API's database work with a deadline: when PostgreSQL is down or unreachable the client gets
-/// 503 `DATABASE_UNAVAILABLE` within two seconds instead of a hanging request, and the pool reconnects by itself
+/// 503 `DATABASE_UNAVAILABLE` within `DB_TIMEOUT` (2 s) instead of a hanging request, and the pool reconnects by itself
 /// once the server is back.
 struct Database: Sendable {
     let postgres: PostgresClient
     let client: SkipperClient
+    /// `DB_TIMEOUT`: after this, 503.
+    let deadline: TimeAmount
     var store: JobStore { self.client.store }
 
     func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
@@ -17,7 +19,7 @@ struct Database: Sendable {
             // The work runs in a task that a timer on an event loop cancels at the deadline: one task and one cheap
             // NIO timer per call, where a task group racing a sleeping task costs three tasks and a dispatch timer.
             let work = Task { try await body() }
-            let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: APILimits.databaseDeadline) { work.cancel() }
+            let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: self.deadline) { work.cancel() }
             defer { timer.cancel() }
             return try await withTaskCancellationHandler {
                 try await work.value

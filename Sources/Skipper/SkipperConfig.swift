@@ -15,6 +15,8 @@ public struct SkipperConfig: Sendable {
     public var logLevel: Logger.Level = .info
     /// `DB_POOL_SIZE`: the most connections one process opens. Default 20.
     public var poolSize = 20
+    /// `DB_TIMEOUT`: how long the API waits for PostgreSQL before answering 503 DATABASE_UNAVAILABLE. Default 2 s.
+    public var databaseTimeout: Duration = .seconds(2)
 
     /// Reads the environment; a value that cannot be used throws an error naming its variable.
     public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) {
@@ -31,5 +33,6 @@ public struct SkipperConfig: Sendable {
             self.logLevel = level
         }
         if let v = env["DB_POOL_SIZE"] { self.poolSize = try ConfigError.positiveInt(v, name: "DB_POOL_SIZE") }
+        if let v = env["DB_TIMEOUT"] { self.databaseTimeout = try ConfigError.duration(v, name: "DB_TIMEOUT") }
     }
 }

@@ -22,6 +22,9 @@ func withAPI(
         config.database = db.config
         config.apiTokens = tokens
         config.port = 0
+        // Other suites load this 2-core machine heavily; requests here are not about the 503 deadline (the
+        // readiness test keeps the default 2 s).
+        config.databaseTimeout = .seconds(15)
         let app = try await buildApplication(config: config, logger: Logger(label: "test"))
         try await app.test(.live) { client in try await body(db, client) }
     }

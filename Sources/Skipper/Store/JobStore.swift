@@ -53,14 +53,11 @@ public struct JobStore: Sendable {
     public func submit(kind: String, args: String, options: JobOptions) async throws -> (job: EnqueuedJob, record: JobRecord) {
         let meta = try Self.json(options.meta)
         guard let key = options.uniqueKey else {
-            let query: PostgresQuery = """
-                INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta)
-                VALUES (\(options.queue), \(kind), \(args)::jsonb, \(options.priority), coalesce(\(options.runAt), now()),
-                        \(options.maxAttempts), \(meta)::jsonb)
-                RETURNING \(unescaped: JobRecord.insertedColumns)
-                """
-            for try await row in try await self.client.query(query, logger: self.logger) {
-                let record = try JobRecord(row: row)
+            // The common case is a prepared statement: each pooled connection parses and plans it once.
+            let statement = SubmitStatement(
+                queue: options.queue, kind: kind, args: args, priority: options.priority, runAt: options.runAt,
+                maxAttempts: options.maxAttempts, meta: meta)
+            for try await record in try await self.client.execute(statement, logger: self.logger) {
                 return (EnqueuedJob(id: record.id, inserted: true), record)
             }
             throw QueueError.contention("the insert returned no row")
@@ -204,4 +201,37 @@ public enum QueueError: Error, CustomStringConvertible {
         case .contention(let message): return message
         }
     }
+}
+
+/// The API's submit without a unique key: the bare INSERT … RETURNING, prepared once per connection.
+struct SubmitStatement: PostgresPreparedStatement {
+    static let sql = """
+        INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta)
+        VALUES ($1, $2, $3::jsonb, $4, coalesce($5, now()), $6, $7::jsonb)
+        RETURNING \(JobRecord.insertedColumns)
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int2, .timestamptz, .int4, .text]
+    typealias Row = JobRecord
+
+    let queue: String
+    let kind: String
+    let args: String
+    let priority: Int16
+    let runAt: Date?
+    let maxAttempts: Int32
+    let meta: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 7)
+        bindings.append(self.queue)
+        bindings.append(self.kind)
+        bindings.append(self.args)
+        bindings.append(self.priority)
+        if let runAt = self.runAt { bindings.append(runAt) } else { bindings.appendNull() }
+        bindings.append(self.maxAttempts)
+        bindings.append(self.meta)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> JobRecord { try JobRecord(row: row) }
 }
