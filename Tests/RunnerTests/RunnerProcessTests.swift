@@ -130,10 +130,17 @@ import TestSupport
             try await cluster.stop()
             try await Task.sleep(for: .seconds(5))
             try await cluster.start()
-            let done = try await eventually(timeout: .seconds(60), every: .milliseconds(250)) {
+            let done = try await eventually(timeout: .seconds(90), every: .milliseconds(250)) {
                 (try? await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'COMPLETED'")) == "200"
             }
-            #expect(done, "\(runners[0].log)")
+            if !done {
+                // Everything needed to tell a stuck runner from a stuck rescue.
+                let jobs = try? await db.scalar(
+                    "SELECT string_agg(s, '; ') FROM (SELECT status || ' ' || coalesce(runner_id, '-') || ': ' || count(*) AS s FROM skipper.jobs GROUP BY status, runner_id) x")
+                let beats = try? await db.scalar(
+                    "SELECT string_agg(id || ' ' || (now() - heartbeat_at)::text, '; ') FROM skipper.runners")
+                Issue.record("not all completed; jobs: \(jobs ?? "?"); runners: \(beats ?? "?")\n--- runner 0\n\(runners[0].log)\n--- runner 1\n\(runners[1].log)")
+            }
             let allRunning = runners.allSatisfy { $0.isRunning }
             #expect(allRunning)
             // At-least-once: a job may run again only if its attempt was rescued; none is stuck or failed.
