@@ -217,11 +217,11 @@ public struct Settlement: JobHandler {
                                                || E'\\n', '' ORDER BY merchant_id), 'UTF8')
                   FROM agg GROUP BY date
                   RETURNING octet_length(data) AS bytes)
-                SELECT (SELECT count(*) FROM inserted)::int8, 0::int8, (SELECT coalesce(sum(bytes), 0) FROM csv)::int8
+                SELECT (SELECT count(*) FROM inserted)::int8, (SELECT coalesce(sum(bytes), 0) FROM csv)::int8
                 """,
                 logger: logger)
             var output = Output(transactions: processed, settlements: 0, csv_bytes: 0)
-            for try await (count, _, bytes) in rows.decode((Int64, Int64, Int64).self) {
+            for try await (count, bytes) in rows.decode((Int64, Int64).self) {
                 output.settlements = count
                 output.csv_bytes = bytes
             }

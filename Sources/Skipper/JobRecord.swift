@@ -30,19 +30,18 @@ public struct JobRecord: Sendable, Equatable {
     public var meta: String
     public var hasArtifact: Bool
 
-    /// The select list that `init(row:)` decodes, for a query on `skipper.jobs j`.
-    static let columns = """
+    /// Every column but the artifact flag, in the order `init(row:)` decodes them.
+    private static let rowColumns = """
         j.id, j.kind, j.queue, j.status, j.processed, j.total, j.attempt, j.max_attempts, j.priority, j.args::text,
         j.unique_key, j.run_at, j.created_at, j.started_at, j.finished_at, j.cancel_requested_at, j.errors::text,
-        j.result::text, j.meta::text, EXISTS (SELECT 1 FROM skipper.job_artifacts a WHERE a.job_id = j.id)
+        j.result::text, j.meta::text
         """
 
+    /// The select list that `init(row:)` decodes, for a query on `skipper.jobs j`.
+    static let columns = rowColumns + ", EXISTS (SELECT 1 FROM skipper.job_artifacts a WHERE a.job_id = j.id)"
+
     /// The same for a row just inserted, which cannot have an artifact yet.
-    static let insertedColumns = """
-        j.id, j.kind, j.queue, j.status, j.processed, j.total, j.attempt, j.max_attempts, j.priority, j.args::text,
-        j.unique_key, j.run_at, j.created_at, j.started_at, j.finished_at, j.cancel_requested_at, j.errors::text,
-        j.result::text, j.meta::text, false
-        """
+    static let insertedColumns = rowColumns + ", false"
 
     init(row: PostgresRow, from start: Int = 0) throws {
         let cells = row.makeRandomAccess()
