@@ -157,7 +157,7 @@ import TestSupport
             let env = ["RESCUE_AFTER": "2s", "POLL_INTERVAL": "200ms"]
             let first = try RunnerProcess(url: db.url, environment: env)
             let id = try #require(try await client.send(
-                .post, "/jobs/settlement", json: #"{"from": "2025-01-01", "to": "2025-01-31", "batch_size": 1000, "parallelism": 1}"#
+                .post, "/jobs/settlement", json: #"{"from": "2025-01-01", "to": "2025-01-31", "batch_size": 100, "parallelism": 1}"#
             ).int("job_id"))
             #expect(try await eventually(timeout: .seconds(30), every: .milliseconds(20)) {
                 (Int(try await db.scalar("SELECT processed FROM skipper.jobs WHERE id = \(id)") ?? "") ?? 0) > 0
