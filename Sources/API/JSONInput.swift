@@ -127,6 +127,7 @@ struct JSONObject {
     func objectJSON(_ name: String) throws -> String? {
         guard let value = self.fields[name], value != .null else { return nil }
         guard case .object = value else { throw APIError.invalidField(name, "must be a JSON object, not \(value.typeName)") }
+        guard !value.containsNUL else { throw APIError.invalidField(name, "must not contain \\u0000, which PostgreSQL's jsonb cannot store") }
         return value.jsonText
     }
 }
@@ -141,6 +142,16 @@ func parseTimestamp(_ text: String) -> Date? {
 }
 
 extension JSONValue {
+    /// Whether a string or key anywhere in the value holds U+0000.
+    var containsNUL: Bool {
+        switch self {
+        case .string(let value): return value.utf8.contains(0)
+        case .array(let values): return values.contains(where: \.containsNUL)
+        case .object(let fields): return fields.contains { $0.key.utf8.contains(0) || $0.value.containsNUL }
+        default: return false
+        }
+    }
+
     /// Compact JSON text of the value.
     var jsonText: String {
         switch self {

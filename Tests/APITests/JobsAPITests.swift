@@ -142,6 +142,8 @@ import TestSupport
             (.post, "/jobs", #"{"kind": "noop", "run_at": "2026-13-45T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "args": [1]}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "queue": "a\u0000b"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "args": {"note": "a\u0000b"}}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "args": {"deep": [{"a\u0000": 1}]}}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "mystery"}"#, .unprocessableContent, "UNKNOWN_KIND"),
             (.post, "/jobs", #"{"kind": "sleep", "args": {"ms": "long"}}"#, .unprocessableContent, "INVALID_ARGS"),
             (.post, "/jobs", #"{"kind": "sleep", "args": {}}"#, .unprocessableContent, "INVALID_ARGS"),
