@@ -50,6 +50,8 @@ let package = Package(
                 "Skipper", "Shop",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                // Only for its ConnectionPoolError: a pool that cannot connect (or has shut down) is a 503.
+                .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
             ]
         ),
         .executableTarget(name: "Runner", dependencies: ["Skipper", "Shop"]),

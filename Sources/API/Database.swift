@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import PostgresNIO
 import Skipper
+import _ConnectionPoolModule
 
 /// Runs the API's database work with a deadline: when PostgreSQL is down or unreachable the client gets
 /// 503 `DATABASE_UNAVAILABLE` within `DB_TIMEOUT` (2 s) instead of a hanging request, and the pool reconnects by itself
@@ -35,10 +36,18 @@ struct Database: Sendable {
             }
             throw APIError.databaseUnavailable
         } catch is CancellationError {
+            // The deadline passed.
             throw APIError.databaseUnavailable
-        } catch {
+        } catch is ConnectionPoolError {
+            // No connection within the deadline, the pool's circuit breaker, or the pool shutting down.
+            throw APIError.databaseUnavailable
+        } catch is IOError {
+            throw APIError.databaseUnavailable
+        } catch is ChannelError {
             throw APIError.databaseUnavailable
         }
+        // Anything else (a row that does not decode, say) is our bug: the 500 path logs it, and it must not pass
+        // for an outage.
     }
 
     /// SQLSTATE classes that mean the server is going away or full: connection exceptions, operator intervention
