@@ -63,8 +63,12 @@ import TestSupport
             config.database = cluster.config
             config.port = 0
             let app = try await buildApplication(config: config, logger: Logger(label: "test"))
+            try await TestServer.withConnection(to: cluster.config) { connection in
+                _ = try await TestServer.rows(of: "INSERT INTO skipper.kinds (kind) VALUES ('noop')", on: connection)
+            }
             try await app.test(.live) { client in
                 #expect(try await client.send(.get, "/ready").status == .ok)
+                #expect(try await client.send(.post, "/jobs", json: #"{"kind": "noop", "args": {"before": true}}"#).status == .accepted)
                 try await cluster.stop()
                 let start = ContinuousClock.now
                 let ready = try await client.send(.get, "/ready")
@@ -78,6 +82,12 @@ import TestSupport
                 try await cluster.start()
                 #expect(try await eventually(timeout: .seconds(30)) { try await client.send(.get, "/ready").status == .ok })
                 #expect(try await client.send(.get, "/jobs").status == .ok)
+                // The submission that got its 503 was not written behind the client's back once the server returned.
+                try await Task.sleep(for: .seconds(1))
+                let stored = try await TestServer.withConnection(to: cluster.config) { connection in
+                    try await TestServer.rows(of: "SELECT args::text FROM skipper.jobs", on: connection)
+                }
+                #expect(stored == [[#"{"before": true}"#]])
             }
         }
     }

@@ -50,6 +50,36 @@ import TestSupport
         }
     }
 
+    /// 300 clients at once: each gets 202 with its own job (its args, options and request id), every job is
+    /// stored once, and the submissions shared commits rather than paying one each.
+    @Test func concurrentSubmissionsEachGetTheirOwnJob() async throws {
+        try await withAPI { db, client in
+            let port = try #require(client.port)
+            let count = 300
+            let responses = await concurrentResponses(count: count, url: { _ in "http://127.0.0.1:\(port)/jobs" }) { i in
+                let runAt = i % 4 == 0 ? #", "run_at": "2031-01-01T00:00:\#(10 + i % 50)Z""# : ""
+                return #"{"kind": "noop", "args": {"n": \#(i)}, "queue": "q\#(i % 3)", "priority": \#(i % 7), "max_attempts": \#(1 + i % 5)\#(runAt)}"#
+            }
+            var ids: Set<Int64> = []
+            for (i, response) in responses.enumerated() {
+                #expect(response.status == 202, "\(i): \(String(decoding: response.body, as: UTF8.self))")
+                let job = try #require(try JSONSerialization.jsonObject(with: response.body) as? [String: Any])
+                #expect((job["args"] as? [String: Any])?["n"] as? Int == i)
+                #expect(job["queue"] as? String == "q\(i % 3)")
+                #expect(job["priority"] as? Int == i % 7)
+                #expect(job["max_attempts"] as? Int == 1 + i % 5)
+                if i % 4 == 0 { #expect(job["run_at"] as? String == "2031-01-01T00:00:\(10 + i % 50).000Z") }
+                let id = try #require((job["job_id"] as? NSNumber)?.int64Value)
+                ids.insert(id)
+                #expect(try await db.scalar("SELECT (args->>'n') || ' ' || (meta->>'request_id') FROM skipper.jobs WHERE id = \(id)") == "\(i) req-\(i)")
+            }
+            #expect(ids.count == count)
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "\(count)")
+            let commits = Int(try await db.scalar("SELECT count(DISTINCT xmin::text) FROM skipper.jobs") ?? "") ?? 0
+            #expect(commits < count, "\(commits) commits for \(count) submissions")
+        }
+    }
+
     @Test func runAtInTheFutureIsKept() async throws {
         try await withAPI { db, client in
             let response = try await client.send(.post, "/jobs", json: #"{"kind": "noop", "run_at": "2030-01-02T03:04:05Z"}"#)

@@ -139,29 +139,37 @@ func concurrentPosts(count: Int, url: String, body: @escaping @Sendable (Int) ->
 }
 
 func concurrentPosts(count: Int, url: @escaping @Sendable (Int) -> String, body: @escaping @Sendable (Int) -> String) async throws -> [Int] {
+    await concurrentResponses(count: count, url: url, body: body).map(\.status)
+}
+
+/// The same, with each response's body, in the order of `i`; request `i` carries `X-Request-ID: req-<i>`.
+func concurrentResponses(
+    count: Int, url: @escaping @Sendable (Int) -> String, body: @escaping @Sendable (Int) -> String
+) async -> [(status: Int, body: Data)] {
     let configuration = URLSessionConfiguration.ephemeral
     configuration.httpMaximumConnectionsPerHost = 64
     configuration.timeoutIntervalForRequest = 30
     let session = URLSession(configuration: configuration)
-    return await withTaskGroup(of: Int.self) { group in
+    return await withTaskGroup(of: (Int, Int, Data).self) { group in
         for i in 0..<count {
             group.addTask {
                 var request = URLRequest(url: URL(string: url(i))!)
                 request.httpMethod = "POST"
                 request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+                request.setValue("req-\(i)", forHTTPHeaderField: "X-Request-ID")
                 let text = body(i)
                 if !text.isEmpty { request.httpBody = Data(text.utf8) }
                 for _ in 0..<3 {
-                    guard let (_, response) = try? await session.data(for: request) else { return 0 }
+                    guard let (data, response) = try? await session.data(for: request) else { return (i, 0, Data()) }
                     let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-                    if status != 503 { return status }
+                    if status != 503 { return (i, status, data) }
                     try? await Task.sleep(for: .milliseconds(200))
                 }
-                return 503
+                return (i, 503, Data())
             }
         }
-        var statuses: [Int] = []
-        for await status in group { statuses.append(status) }
-        return statuses
+        var responses = [(status: Int, body: Data)](repeating: (0, Data()), count: count)
+        for await (i, status, data) in group { responses[i] = (status, data) }
+        return responses
     }
 }

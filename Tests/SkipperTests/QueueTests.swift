@@ -78,6 +78,49 @@ import TestSupport
         }
     }
 
+    /// Submissions that queue behind a busy flight share one INSERT and one commit, each caller still gets its
+    /// own row, and a row PostgreSQL refuses fails only its own caller.
+    @Test func concurrentSubmissionsShareACommitAndEachGetsItsOwnRow() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let batcher = SubmitBatcher(client: client, logger: self.logger, maxFlights: 1)
+                let count = 200
+                let results = await withTaskGroup(of: (Int, Result<JobRecord, any Error>).self) { group in
+                    for i in 0..<count {
+                        group.addTask {
+                            let item = SubmitBatcher.Item(
+                                queue: "q\(i % 3)", kind: "noop", args: i == 77 ? "{broken" : #"{"n": \#(i)}"#, priority: Int16(i % 7),
+                                runAt: i % 4 == 0 ? Date(timeIntervalSince1970: 4_000_000_000 + Double(i)) : nil,
+                                maxAttempts: Int32(1 + i % 5), meta: #"{"request_id": "req-\#(i)"}"#)
+                            do { return (i, .success(try await batcher.submit(item))) } catch { return (i, .failure(error)) }
+                        }
+                    }
+                    var results: [Int: Result<JobRecord, any Error>] = [:]
+                    for await (i, result) in group { results[i] = result }
+                    return results
+                }
+                for i in 0..<count {
+                    switch results[i] {
+                    case .success(let record):
+                        #expect(i != 77)
+                        #expect(record.args == #"{"n": \#(i)}"#)
+                        #expect(record.queue == "q\(i % 3)" && record.priority == Int16(i % 7) && record.maxAttempts == Int32(1 + i % 5))
+                        #expect(record.meta == #"{"request_id": "req-\#(i)"}"#)
+                        if i % 4 == 0 { #expect(record.runAt == Date(timeIntervalSince1970: 4_000_000_000 + Double(i))) }
+                    case .failure(let error):
+                        #expect(i == 77, "\(String(reflecting: error))")
+                    case nil:
+                        Issue.record("no result for \(i)")
+                    }
+                }
+                // The stored rows are the ones returned, and most of them shared a transaction with others.
+                #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE meta->>'request_id' = 'req-' || (args->>'n')") == "\(count - 1)")
+                let commits = Int(try await db.scalar("SELECT count(DISTINCT xmin::text) FROM skipper.jobs") ?? "") ?? 0
+                #expect(commits < count / 4, "\(commits) commits for \(count - 1) rows")
+            }
+        }
+    }
+
     @Test func aJobEnqueuedInARolledBackTransactionNeverExists() async throws {
         try await withTestDatabase { db in
             try await db.withClient { client in

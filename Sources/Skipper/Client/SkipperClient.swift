@@ -11,11 +11,13 @@ public final class SkipperClient: Sendable {
     /// Every statement of the queue.
     public let store: JobStore
     private let notifier: WakeupNotifier
+    private let batcher: SubmitBatcher
 
     /// A client on `postgres` (which must be running, e.g. in your ServiceGroup).
     public init(postgres: PostgresClient, logger: Logger, notifyWindow: Duration = .milliseconds(3)) {
         self.store = JobStore(client: postgres, logger: logger)
         self.notifier = WakeupNotifier(store: self.store, window: notifyWindow, logger: logger)
+        self.batcher = SubmitBatcher(client: postgres, logger: logger)
     }
 
     /// Enqueues one job with `Encodable` arguments.
@@ -32,9 +34,19 @@ public final class SkipperClient: Sendable {
         return job
     }
 
-    /// Enqueues one job and returns its row, in one statement (the API's submit).
+    /// Enqueues one job and returns its row once it has committed (the API's submit). Without a unique key,
+    /// submissions made concurrently share one INSERT and one commit (``SubmitBatcher``); with one, a QUEUED job
+    /// holding the key is returned instead (`inserted` false).
     public func submit(kind: String, argsJSON: String, options: JobOptions) async throws -> (job: EnqueuedJob, record: JobRecord) {
-        let submitted = try await self.store.submit(kind: kind, args: argsJSON, options: options)
+        let submitted: (job: EnqueuedJob, record: JobRecord)
+        if let key = options.uniqueKey {
+            submitted = try await self.store.submitUnique(kind: kind, args: argsJSON, key: key, options: options)
+        } else {
+            let record = try await self.batcher.submit(SubmitBatcher.Item(
+                queue: options.queue, kind: kind, args: argsJSON, priority: options.priority, runAt: options.runAt,
+                maxAttempts: options.maxAttempts, meta: try JobStore.json(options.meta)))
+            submitted = (EnqueuedJob(id: record.id, inserted: true), record)
+        }
         if submitted.job.inserted { self.notifier.inserted(queue: options.queue) }
         return submitted
     }

@@ -48,20 +48,10 @@ public struct JobStore: Sendable {
         throw QueueError.contention("could not insert or find the QUEUED job with unique key \(options.uniqueKey ?? "")")
     }
 
-    /// Inserts one job like ``insert(kind:args:options:on:)`` and returns the row in the same statement: the
-    /// API's submit is one round trip. Without a unique key it is the bare INSERT … RETURNING.
-    public func submit(kind: String, args: String, options: JobOptions) async throws -> (job: EnqueuedJob, record: JobRecord) {
+    /// Inserts one job with a unique key like ``insert(kind:args:options:on:)`` and returns the row in the same
+    /// statement (the API's submit; keyless submissions go through ``SubmitBatcher``).
+    func submitUnique(kind: String, args: String, key: String, options: JobOptions) async throws -> (job: EnqueuedJob, record: JobRecord) {
         let meta = try Self.json(options.meta)
-        guard let key = options.uniqueKey else {
-            // The common case is a prepared statement: each pooled connection parses and plans it once.
-            let statement = SubmitStatement(
-                queue: options.queue, kind: kind, args: args, priority: options.priority, runAt: options.runAt,
-                maxAttempts: options.maxAttempts, meta: meta)
-            for try await record in try await self.client.execute(statement, logger: self.logger) {
-                return (EnqueuedJob(id: record.id, inserted: true), record)
-            }
-            throw QueueError.contention("the insert returned no row")
-        }
         let query: PostgresQuery = """
             WITH ins AS (
               INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, unique_key, meta)
