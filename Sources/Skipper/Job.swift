@@ -70,4 +70,6 @@ public struct ClaimedJob: Sendable, Equatable {
     public let maxAttempts: Int32
     /// `meta` as JSON text.
     public let meta: String
+    /// `meta.request_id`, read by the claim (the API's X-Request-ID), for the runner's log lines.
+    public let requestID: String?
 }

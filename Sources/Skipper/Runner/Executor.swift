@@ -127,7 +127,7 @@ final class Executor: Service, Sendable {
         logger[metadataKey: "job.id"] = "\(job.id)"
         logger[metadataKey: "job.kind"] = "\(job.kind)"
         logger[metadataKey: "job.attempt"] = "\(job.attempt)"
-        if let requestID = Self.requestID(in: job.meta) { logger[metadataKey: "request.id"] = "\(requestID)" }
+        if let requestID = job.requestID { logger[metadataKey: "request.id"] = "\(requestID)" }
         logger.debug("job started")
         let context = JobContext(
             jobID: job.id, kind: job.kind, queue: job.queue, attempt: job.attempt, maxAttempts: job.maxAttempts,
@@ -231,13 +231,6 @@ final class Executor: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(10))
             }
         }
-    }
-
-    private static func requestID(in meta: String) -> String? {
-        guard meta.contains("request_id"),
-            let object = try? JSONSerialization.jsonObject(with: Data(meta.utf8)) as? [String: Any]
-        else { return nil }
-        return object["request_id"] as? String
     }
 }
 

@@ -48,16 +48,17 @@ extension JobStore {
             SET status = 'RUNNING', attempt = j.attempt + 1, started_at = now(), runner_id = \(runnerID),
                 attempted_by = array_append(j.attempted_by, \(runnerID))
             FROM next WHERE j.id = next.id
-            RETURNING j.id, j.queue, j.kind, j.args::text, j.attempt, j.max_attempts, j.meta::text
+            RETURNING j.id, j.queue, j.kind, j.args::text, j.attempt, j.max_attempts, j.meta::text, j.meta->>'request_id'
             """,
             logger: self.logger)
         var claimed: [ClaimedJob] = []
         claimed.reserveCapacity(limit)
-        for try await (id, queue, kind, args, attempt, maxAttempts, meta) in rows.decode(
-            (Int64, String, String, String, Int32, Int32, String).self)
+        for try await (id, queue, kind, args, attempt, maxAttempts, meta, requestID) in rows.decode(
+            (Int64, String, String, String, Int32, Int32, String, String?).self)
         {
-            claimed.append(
-                ClaimedJob(id: id, queue: queue, kind: kind, args: args, attempt: attempt, maxAttempts: maxAttempts, meta: meta))
+            claimed.append(ClaimedJob(
+                id: id, queue: queue, kind: kind, args: args, attempt: attempt, maxAttempts: maxAttempts, meta: meta,
+                requestID: requestID))
         }
         return claimed
     }
