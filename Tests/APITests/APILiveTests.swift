@@ -44,12 +44,15 @@ import TestSupport
             let runner = try RunnerProcess(url: db.url)
             defer { Task { await runner.stop() } }
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.kinds WHERE kind = 'sleep'") == "1" })
-            let id = try #require(try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": 60000}}"#).int("job_id"))
+            let id = try #require(try await client.send(
+                .post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": 60000}}"#, headers: [.requestID: "trace-cancel-7"]).int("job_id"))
             #expect(try await eventually { try await client.send(.get, "/jobs/\(id)").string("status") == "RUNNING" })
             let cancel = try await client.send(.post, "/jobs/\(id)/cancel")
             #expect(cancel.status == .accepted)
             #expect(cancel.json["cancel_requested_at"] is String)
             #expect(try await eventually(timeout: .seconds(2)) { try await client.send(.get, "/jobs/\(id)").string("status") == "CANCELLED" })
+            // The runner's log line for the job carries the submitter's request id.
+            #expect(try await eventually { runner.log.split(separator: "\n").contains { $0.contains("job cancelled") && $0.contains("request.id=trace-cancel-7") } }, "\(runner.log)")
             let retried = try await client.send(.post, "/jobs/\(id)/retry")
             #expect(retried.status == .accepted)
             #expect(try await eventually { try await client.send(.get, "/jobs/\(id)").string("status") == "RUNNING" })
