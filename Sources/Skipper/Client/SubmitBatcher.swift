@@ -146,11 +146,7 @@ final class SubmitBatcher: Sendable {
     /// The records of `items`, in the order given.
     private func insert(_ items: [Item]) async throws -> [JobRecord] {
         if items.count == 1 {
-            let item = items[0]
-            let statement = SubmitStatement(
-                queue: item.queue, kind: item.kind, args: item.args, priority: item.priority, runAt: item.runAt,
-                maxAttempts: item.maxAttempts, meta: item.meta)
-            for try await record in try await self.client.execute(statement, logger: self.logger) { return [record] }
+            for try await record in try await self.client.execute(SubmitStatement(item: items[0]), logger: self.logger) { return [record] }
             throw QueueError.contention("the insert returned no row")
         }
         var records: [JobRecord] = []
@@ -165,6 +161,33 @@ final class SubmitBatcher: Sendable {
         records.sort { $0.id < $1.id }
         return records
     }
+}
+
+/// One submission: the bare INSERT … RETURNING, prepared once per connection.
+struct SubmitStatement: PostgresPreparedStatement {
+    static let sql = """
+        INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta)
+        VALUES ($1, $2, $3::jsonb, $4, coalesce($5, now()), $6, $7::jsonb)
+        RETURNING \(JobRecord.insertedColumns)
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int2, .timestamptz, .int4, .text]
+    typealias Row = JobRecord
+
+    let item: SubmitBatcher.Item
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 7)
+        bindings.append(self.item.queue)
+        bindings.append(self.item.kind)
+        bindings.append(self.item.args)
+        bindings.append(self.item.priority)
+        if let runAt = self.item.runAt { bindings.append(runAt) } else { bindings.appendNull() }
+        bindings.append(self.item.maxAttempts)
+        bindings.append(self.item.meta)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> JobRecord { try JobRecord(row: row) }
 }
 
 /// Many submissions in one statement: arrays bound as parameters, unnested in order, prepared once per connection.

@@ -192,36 +192,3 @@ public enum QueueError: Error, CustomStringConvertible {
         }
     }
 }
-
-/// The API's submit without a unique key: the bare INSERT … RETURNING, prepared once per connection.
-struct SubmitStatement: PostgresPreparedStatement {
-    static let sql = """
-        INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta)
-        VALUES ($1, $2, $3::jsonb, $4, coalesce($5, now()), $6, $7::jsonb)
-        RETURNING \(JobRecord.insertedColumns)
-        """
-    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int2, .timestamptz, .int4, .text]
-    typealias Row = JobRecord
-
-    let queue: String
-    let kind: String
-    let args: String
-    let priority: Int16
-    let runAt: Date?
-    let maxAttempts: Int32
-    let meta: String
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 7)
-        bindings.append(self.queue)
-        bindings.append(self.kind)
-        bindings.append(self.args)
-        bindings.append(self.priority)
-        if let runAt = self.runAt { bindings.append(runAt) } else { bindings.appendNull() }
-        bindings.append(self.maxAttempts)
-        bindings.append(self.meta)
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> JobRecord { try JobRecord(row: row) }
-}
