@@ -39,8 +39,8 @@ public final class SkipperClient: Sendable {
     /// holding the key is returned instead (`inserted` false).
     public func submit(kind: String, argsJSON: String, options: JobOptions) async throws -> (job: EnqueuedJob, record: JobRecord) {
         let submitted: (job: EnqueuedJob, record: JobRecord)
-        if let key = options.uniqueKey {
-            submitted = try await self.store.submitUnique(kind: kind, args: argsJSON, key: key, options: options)
+        if options.uniqueKey != nil {
+            submitted = try await self.store.submitUnique(kind: kind, args: argsJSON, options: options)
         } else {
             let record = try await self.batcher.submit(SubmitBatcher.Item(
                 queue: options.queue, kind: kind, args: argsJSON, priority: options.priority, runAt: options.runAt,

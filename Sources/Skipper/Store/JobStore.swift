@@ -23,6 +23,28 @@ public struct JobStore: Sendable {
     /// Inserts one job, on `connection` (inside the caller's transaction) when given, else on a pooled connection.
     /// With a unique key that a QUEUED job already has, returns that job instead.
     func insert(kind: String, args: String, options: JobOptions, on connection: PostgresConnection?) async throws -> EnqueuedJob {
+        try await self.insertOrFindQueued(kind: kind, args: args, options: options, columns: ("j.id", "j.id"), on: connection) { row, inserted in
+            EnqueuedJob(id: try row.makeRandomAccess()[1].decode(Int64.self), inserted: inserted)
+        }
+    }
+
+    /// Inserts one job with a unique key like ``insert(kind:args:options:on:)`` and returns the row in the same
+    /// statement (the API's submit; keyless submissions go through ``SubmitBatcher``).
+    func submitUnique(kind: String, args: String, options: JobOptions) async throws -> (job: EnqueuedJob, record: JobRecord) {
+        try await self.insertOrFindQueued(
+            kind: kind, args: args, options: options, columns: (JobRecord.insertedColumns, JobRecord.columns), on: nil
+        ) { row, inserted in
+            let record = try JobRecord(row: row, from: 1)
+            return (EnqueuedJob(id: record.id, inserted: inserted), record)
+        }
+    }
+
+    /// The INSERT that yields to a QUEUED job with the same unique key: one row, `(inserted, columns…)`, of the new
+    /// job (`columns.inserted`, on the inserted row `j`) or of the QUEUED twin (`columns.existing`, on `skipper.jobs j`).
+    private func insertOrFindQueued<T>(
+        kind: String, args: String, options: JobOptions, columns: (inserted: String, existing: String),
+        on connection: PostgresConnection?, _ decode: (PostgresRow, Bool) throws -> T
+    ) async throws -> T {
         let meta = try Self.json(options.meta)
         let query: PostgresQuery = """
             WITH ins AS (
@@ -30,49 +52,21 @@ public struct JobStore: Sendable {
               VALUES (\(options.queue), \(kind), \(args)::jsonb, \(options.priority), coalesce(\(options.runAt), now()),
                       \(options.maxAttempts), \(options.uniqueKey), \(meta)::jsonb)
               ON CONFLICT (unique_key) WHERE status = 'QUEUED' AND unique_key IS NOT NULL DO NOTHING
-              RETURNING id)
-            SELECT id, true FROM ins
+              RETURNING *)
+            SELECT true, \(unescaped: columns.inserted) FROM ins j
             UNION ALL
-            SELECT id, false FROM skipper.jobs
-            WHERE unique_key = \(options.uniqueKey) AND status = 'QUEUED' AND NOT EXISTS (SELECT 1 FROM ins)
+            SELECT false, \(unescaped: columns.existing) FROM skipper.jobs j
+            WHERE j.unique_key = \(options.uniqueKey) AND j.status = 'QUEUED' AND NOT EXISTS (SELECT 1 FROM ins)
             LIMIT 1
             """
         // The statement sees a snapshot taken before a conflicting insert committed, or a queued twin may be claimed
         // meanwhile: then it returns no row, and a new snapshot settles it.
         for _ in 0..<20 {
-            let rows = try await self.run(query, on: connection)
-            for try await (id, inserted) in rows.decode((Int64, Bool).self) {
-                return EnqueuedJob(id: id, inserted: inserted)
+            for try await row in try await self.run(query, on: connection) {
+                return try decode(row, try row.makeRandomAccess()[0].decode(Bool.self))
             }
         }
         throw QueueError.contention("could not insert or find the QUEUED job with unique key \(options.uniqueKey ?? "")")
-    }
-
-    /// Inserts one job with a unique key like ``insert(kind:args:options:on:)`` and returns the row in the same
-    /// statement (the API's submit; keyless submissions go through ``SubmitBatcher``).
-    func submitUnique(kind: String, args: String, key: String, options: JobOptions) async throws -> (job: EnqueuedJob, record: JobRecord) {
-        let meta = try Self.json(options.meta)
-        let query: PostgresQuery = """
-            WITH ins AS (
-              INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, unique_key, meta)
-              VALUES (\(options.queue), \(kind), \(args)::jsonb, \(options.priority), coalesce(\(options.runAt), now()),
-                      \(options.maxAttempts), \(key), \(meta)::jsonb)
-              ON CONFLICT (unique_key) WHERE status = 'QUEUED' AND unique_key IS NOT NULL DO NOTHING
-              RETURNING *)
-            SELECT true, \(unescaped: JobRecord.insertedColumns) FROM ins j
-            UNION ALL
-            SELECT false, \(unescaped: JobRecord.columns) FROM skipper.jobs j
-            WHERE j.unique_key = \(key) AND j.status = 'QUEUED' AND NOT EXISTS (SELECT 1 FROM ins)
-            LIMIT 1
-            """
-        for _ in 0..<20 {
-            for try await row in try await self.client.query(query, logger: self.logger) {
-                let inserted = try row.makeRandomAccess()[0].decode(Bool.self)
-                let record = try JobRecord(row: row, from: 1)
-                return (EnqueuedJob(id: record.id, inserted: inserted), record)
-            }
-        }
-        throw QueueError.contention("could not insert or find the QUEUED job with unique key \(key)")
     }
 
     /// Inserts many jobs with one statement. Jobs whose unique key already has a QUEUED job are skipped.
