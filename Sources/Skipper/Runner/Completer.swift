@@ -9,6 +9,8 @@ final class Completer: Service, Sendable {
     let runnerID: String
     let logger: Logger
     private let buffer = Mutex<[Finished]>([])
+    /// The batch being written now.
+    private let writing = Mutex<Set<Int64>>([])
     private let wake = WakeSignal()
     private let stopping = Atomic<Bool>(false)
 
@@ -16,6 +18,13 @@ final class Completer: Service, Sendable {
         self.store = store
         self.runnerID = runnerID
         self.logger = logger
+    }
+
+    /// Jobs whose finish is queued or being written.
+    var pendingIDs: Set<Int64> {
+        // The buffer first: a batch leaves it for `writing` (and goes back on failure) under both locks' order.
+        let queued = self.buffer.withLock { Set($0.map(\.id)) }
+        return queued.union(self.writing.withLock { $0 })
     }
 
     /// Queues a finished attempt for the next write.
@@ -40,8 +49,10 @@ final class Completer: Service, Sendable {
             if self.buffer.withLock({ !$0.isEmpty && $0.count < 64 }) { try? await Task.sleep(for: .milliseconds(2)) }
             let batch = self.buffer.withLock { buffer in
                 defer { buffer.removeAll(keepingCapacity: true) }
+                if !buffer.isEmpty { self.writing.withLock { $0 = Set(buffer.map(\.id)) } }
                 return buffer
             }
+            defer { self.writing.withLock { $0 = [] } }
             if batch.isEmpty {
                 // Runs after the executor stopped (services stop in reverse order), so empty means done.
                 if self.stopping.load(ordering: .acquiring) { return }
@@ -60,7 +71,10 @@ final class Completer: Service, Sendable {
                 }
             } catch {
                 failures += 1
-                self.buffer.withLock { $0.insert(contentsOf: batch, at: 0) }
+                self.buffer.withLock { buffer in
+                    buffer.insert(contentsOf: batch, at: 0)
+                    self.writing.withLock { $0 = [] }
+                }
                 let delay = Duration.milliseconds(min(50 * (1 << min(failures, 7)), 5000))
                 self.logger.warning(
                     "writing finished jobs failed; retrying",

@@ -183,17 +183,26 @@ final class Executor: Service, Sendable {
     /// Cancels the task of a job this runner is running, because its cancel was requested.
     func cancel(jobID: Int64) { self.stop(jobID: jobID, reason: .cancelRequested) }
 
-    /// Reconciles with the jobs the database says this runner holds: cancels requested ones, and stops local tasks
-    /// whose job was taken from this runner (rescued while it was cut off), since their writes would be dropped.
-    func reconcile(held: [(id: Int64, cancelRequested: Bool)], queriedAt: ContinuousClock.Instant) {
+    /// Reconciles with the jobs the database says this runner holds: cancels requested ones; stops local tasks
+    /// whose job was taken from this runner (rescued while it was cut off), since their writes would be dropped;
+    /// and releases orphans, jobs held here that neither run here nor wait in the completer: their claim committed
+    /// but its answer never arrived (the connection dropped), so without this they would stay RUNNING under a
+    /// runner whose heartbeat keeps them from rescue.
+    func reconcile(held: [JobStore.HeldJob], queriedAt: ContinuousClock.Instant) {
         let heldIDs = Set(held.map(\.id))
         for job in held where job.cancelRequested { self.stop(jobID: job.id, reason: .cancelRequested) }
-        let lost = self.state.withLock { state in
-            state.running.values.filter { $0.claimedAt < queriedAt && !heldIDs.contains($0.job.id) }.map(\.job.id)
+        // Running first, then the completer: a job moves from the first to the second, never back.
+        let (lost, running) = self.state.withLock { state in
+            (state.running.values.filter { $0.claimedAt < queriedAt && !heldIDs.contains($0.job.id) }.map(\.job.id), Set(state.running.keys))
         }
         for id in lost {
             self.logger.warning("job no longer held by this runner; stopping it", metadata: ["job.id": "\(id)"])
             self.stop(jobID: id, reason: .lost)
+        }
+        let pending = self.completer.pendingIDs
+        for job in held where job.settled && !running.contains(job.id) && !pending.contains(job.id) {
+            self.logger.warning("job held but never started here (its claim's answer was lost); releasing it", metadata: ["job.id": "\(job.id)"])
+            self.completer.submit(Finished(id: job.id, attempt: job.attempt, outcome: .released, processed: -1, total: -1))
         }
     }
 

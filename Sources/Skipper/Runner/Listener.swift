@@ -58,7 +58,8 @@ struct Listener: Service {
 }
 
 /// Every few seconds, asks the database which jobs this runner holds: catches cancel requests whose notification
-/// was missed (the only path in poll-only mode) and jobs rescued away from a runner that was cut off.
+/// was missed (the only path in poll-only mode), jobs rescued away from a runner that was cut off, and jobs held
+/// here that this runner never started (a claim whose answer was lost), which it releases.
 final class CancelSweeper: Service, Sendable {
     let store: JobStore
     let executor: Executor
@@ -73,6 +74,9 @@ final class CancelSweeper: Service, Sendable {
         self.logger = logger
     }
 
+    /// A claim's answer reaches the executor well within this; a job held longer and unknown here is an orphan.
+    static let settled = Duration.seconds(10)
+
     /// Sweeps without waiting for the interval (after a reconnect).
     func sweepSoon() { self.wake.signal() }
 
@@ -82,10 +86,11 @@ final class CancelSweeper: Service, Sendable {
             while !Task.isCancelled {
                 await self.wake.wait(timeout: self.interval)
                 if Task.isCancelled { return }
-                guard !self.executor.runningIDs.isEmpty else { continue }
                 let queriedAt = ContinuousClock.now
                 do {
-                    let held = try await self.store.heldJobs(runnerID: self.executor.runnerID)
+                    // Also when nothing runs here: a claim that committed while its answer was lost (the connection
+                    // dropped) left jobs RUNNING under this live runner that no rescue would ever take back.
+                    let held = try await self.store.heldJobs(runnerID: self.executor.runnerID, settled: Self.settled)
                     self.executor.reconcile(held: held, queriedAt: queriedAt)
                 } catch {
                     self.logger.warning("cancel sweep failed", metadata: ["error": "\(describe(error))"])

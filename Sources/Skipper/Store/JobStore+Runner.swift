@@ -206,16 +206,30 @@ extension JobStore {
             logger: self.logger)
     }
 
-    /// The jobs this runner holds in the database, and which of them have a cancel request.
-    func heldJobs(runnerID: String) async throws -> [(id: Int64, cancelRequested: Bool)] {
+    /// A job the database says a runner holds.
+    struct HeldJob: Sendable {
+        let id: Int64
+        let attempt: Int32
+        let cancelRequested: Bool
+        /// Claimed longer ago than the sweep's `settled` bound: a claim whose answer is still on its way is younger.
+        let settled: Bool
+    }
+
+    /// The jobs this runner holds in the database, which of them have a cancel request, and which were claimed
+    /// more than `settled` ago.
+    func heldJobs(runnerID: String, settled: Duration) async throws -> [HeldJob] {
+        let seconds = Double(settled.components.seconds) + Double(settled.components.attoseconds) / 1e18
         let rows = try await self.client.query(
             """
-            SELECT id, cancel_requested_at IS NOT NULL FROM skipper.jobs
+            SELECT id, attempt, cancel_requested_at IS NOT NULL, started_at < now() - make_interval(secs => \(seconds))
+            FROM skipper.jobs
             WHERE status = 'RUNNING' AND runner_id = \(runnerID)
             """,
             logger: self.logger)
-        var held: [(id: Int64, cancelRequested: Bool)] = []
-        for try await (id, requested) in rows.decode((Int64, Bool).self) { held.append((id, requested)) }
+        var held: [HeldJob] = []
+        for try await (id, attempt, requested, settled) in rows.decode((Int64, Int32, Bool, Bool).self) {
+            held.append(HeldJob(id: id, attempt: attempt, cancelRequested: requested, settled: settled))
+        }
         return held
     }
 
