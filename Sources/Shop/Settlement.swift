@@ -126,9 +126,18 @@ public struct Settlement: JobHandler {
             context.progress(processed: processed, total: total)
             return output
         } catch {
-            // Cancelled or failed: nothing was published; drop this run's partial results.
-            _ = try? await Task.detached {
-                try await context.postgres.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
+            // Cancelled or failed: nothing was published; drop this run's partial results (outside this cancelled
+            // task; a retry of the job would clear them too, but a cancelled job is never retried).
+            await Task.detached {
+                for attempt in 1...3 {
+                    do {
+                        try await context.postgres.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
+                        return
+                    } catch {
+                        logger.warning("clearing staged rows failed", metadata: ["error": "\(String(reflecting: error))", "attempt": "\(attempt)"])
+                        try? await Task.sleep(for: .milliseconds(200))
+                    }
+                }
             }.value
             throw error
         }

@@ -41,13 +41,19 @@ public struct JobContext: Sendable {
                 pid = value
             }
             let backend = pid
+            let canceller = Mutex<Task<Void, Never>?>(nil)
+            // The connection goes back to the pool only once the cancel request has been delivered: a late one would
+            // otherwise hit whatever the next borrower runs on this backend (such as the job's own clean-up).
             do {
-                return try await withTaskCancellationHandler {
+                let value = try await withTaskCancellationHandler {
                     try await body(connection)
                 } onCancel: {
-                    Task { _ = try? await client.query("SELECT pg_cancel_backend(\(backend))", logger: logger) }
+                    canceller.withLock { $0 = Task { _ = try? await client.query("SELECT pg_cancel_backend(\(backend))", logger: logger) } }
                 }
+                await canceller.withLock({ $0 })?.value
+                return value
             } catch {
+                await canceller.withLock({ $0 })?.value
                 // A statement cancelled for us surfaces as a server error; the caller should see cancellation.
                 if Task.isCancelled { throw CancellationError() }
                 throw error

@@ -145,7 +145,11 @@ import TestSupport
             #expect(cancelled.status == .accepted)
             #expect(try await Self.waitForStatus(db, id, "CANCELLED", timeout: .seconds(1)), "stopped within a second")
             #expect(try await Self.snapshot(db) == before)
-            #expect(try await eventually { try await db.scalar("SELECT count(*) FROM settlement_staging") == "0" })
+            let cleared = try await eventually { try await db.scalar("SELECT count(*) FROM settlement_staging") == "0" }
+            if !cleared {
+                let left = try await db.scalar("SELECT string_agg(run_id || ': ' || n, ', ') FROM (SELECT run_id, count(*) n FROM settlement_staging GROUP BY run_id) s")
+                Issue.record("staging rows left: \(left ?? "?"); job: \(try await db.scalar("SELECT status || ' attempt ' || attempt FROM skipper.jobs WHERE id = \(id)") ?? "?")\n\(runner.log)")
+            }
             #expect(try await client.send(.get, "/downloads/\(id).csv").status == .notFound)
             await runner.stop()
         }
