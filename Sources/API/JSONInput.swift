@@ -89,7 +89,8 @@ struct JSONObject {
         }
         guard case .string(let string) = value else { throw APIError.invalidField(name, "must be a string, not \(value.typeName)") }
         guard !string.isEmpty else { throw APIError.invalidField(name, "must not be empty") }
-        guard string.count <= maxLength else { throw APIError.invalidField(name, "must be at most \(maxLength) characters") }
+        // Unicode scalars, as PostgreSQL counts characters (a letter and its combining accent are two).
+        guard string.unicodeScalars.count <= maxLength else { throw APIError.invalidField(name, "must be at most \(maxLength) characters") }
         guard !string.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw APIError.invalidField(name, "must not contain control characters")
         }

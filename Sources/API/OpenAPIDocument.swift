@@ -44,6 +44,10 @@ paths:
     post:
       operationId: submitJob
       summary: Submit a job
+      description: |
+        The answer comes once the job has committed. Submissions arriving together share one INSERT and one commit.
+        A 503 after the database deadline means the job was not stored, unless PostgreSQL was slow rather than
+        unreachable; submit with a unique_key when a retry must not duplicate the job.
       requestBody:
         required: true
         content:

@@ -156,8 +156,13 @@ import TestSupport
     /// Everything a client can get wrong: a clear 4xx with the error code, and nothing stored.
     @Test func malformedRequestsGetAClearError() async throws {
         let big = #"{"kind": "noop", "args": {"pad": ""# + String(repeating: "x", count: 1_100_000) + #""}}"#
+        // 100 letters with a combining accent: 100 characters to Swift, 200 to PostgreSQL's length().
+        let accented = #"{"kind": "noop", "queue": ""# + String(repeating: "e\u{301}", count: 100) + #""}"#
+        let deep = #"{"kind": "noop", "args": {"a": "# + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}}"
         let cases: [(HTTPRequest.Method, String, String?, HTTPResponse.Status, String)] = [
             (.post, "/jobs", "{bad", .badRequest, "INVALID_JSON"),
+            (.post, "/jobs", accented, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", deep, .badRequest, "INVALID_JSON"),
             (.post, "/jobs", "", .badRequest, "INVALID_JSON"),
             (.post, "/jobs", "[1, 2]", .badRequest, "INVALID_JSON"),
             (.post, "/jobs", "{}", .unprocessableContent, "INVALID_FIELD"),
