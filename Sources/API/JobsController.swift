@@ -122,7 +122,11 @@ struct JobsController: Sendable {
 
     private static func nonEmpty(_ value: String?, name: String) throws -> String? {
         guard let value else { return nil }
-        guard !value.isEmpty, value.count <= 128 else { throw APIError.invalidParameter(name, "must be 1 to 128 characters") }
+        guard !value.isEmpty, value.unicodeScalars.count <= 128 else { throw APIError.invalidParameter(name, "must be 1 to 128 characters") }
+        // PostgreSQL's text cannot hold U+0000; no kind or queue holds a control character.
+        guard !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw APIError.invalidParameter(name, "must not contain control characters")
+        }
         return value
     }
 

@@ -96,9 +96,25 @@ public struct ArgumentsError: Error, CustomStringConvertible {
     public var description: String { self.field.isEmpty ? self.message : "\(self.field): \(self.message)" }
 
     static func decode<T: Decodable>(_ type: T.Type, from json: String) throws -> T {
+        let data = Data(json.utf8)
         do {
-            return try JSONDecoder().decode(T.self, from: Data(json.utf8))
+            return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {
+            // Foundation on Linux reports a number that does not fit its field (1.5 or 1e19 for an Int) as "not
+            // valid JSON", with no path: name the field from the arguments themselves.
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            {
+                for key in object.keys.sorted() {
+                    // Booleans read as 0 or 1 here, whole numbers, so they never match.
+                    guard let number = object[key] as? NSNumber else { continue }
+                    let value = number.doubleValue
+                    if value.rounded() != value || abs(value) >= 9.2e18 {
+                        throw Self(field: key, message: "must be a whole number within range, not \(number)")
+                    }
+                }
+                throw Self(field: "", message: "a number does not fit its field")
+            }
             throw Self(error)
         }
     }

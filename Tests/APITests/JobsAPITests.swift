@@ -182,6 +182,8 @@ import TestSupport
             (.post, "/jobs", #"{"kind": "mystery"}"#, .unprocessableContent, "UNKNOWN_KIND"),
             (.post, "/jobs", #"{"kind": "sleep", "args": {"ms": "long"}}"#, .unprocessableContent, "INVALID_ARGS"),
             (.post, "/jobs", #"{"kind": "sleep", "args": {}}"#, .unprocessableContent, "INVALID_ARGS"),
+            (.post, "/jobs", #"{"kind": "sleep", "args": {"ms": 1.5}}"#, .unprocessableContent, "INVALID_ARGS"),
+            (.post, "/jobs", #"{"kind": "sleep", "args": {"ms": 1e300}}"#, .unprocessableContent, "INVALID_ARGS"),
             (.post, "/jobs", big, .contentTooLarge, "PAYLOAD_TOO_LARGE"),
             (.get, "/jobs/abc", nil, .badRequest, "INVALID_PARAMETER"),
             (.get, "/jobs/0", nil, .badRequest, "INVALID_PARAMETER"),
@@ -195,6 +197,8 @@ import TestSupport
             (.get, "/jobs?limit=ten", nil, .badRequest, "INVALID_PARAMETER"),
             (.get, "/jobs?after=-3", nil, .badRequest, "INVALID_PARAMETER"),
             (.get, "/jobs?sort=asc", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs?kind=%00", nil, .badRequest, "INVALID_PARAMETER"),
+            (.get, "/jobs?queue=a%0Ab", nil, .badRequest, "INVALID_PARAMETER"),
             (.delete, "/jobs", nil, .methodNotAllowed, "METHOD_NOT_ALLOWED"),
             (.put, "/jobs/1", "{}", .methodNotAllowed, "METHOD_NOT_ALLOWED"),
             (.get, "/jobs/1/cancel", nil, .methodNotAllowed, "METHOD_NOT_ALLOWED"),
@@ -213,6 +217,8 @@ import TestSupport
             #expect(allowed.headers[.allow] == "POST, GET")
             let named = try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": "long"}}"#)
             #expect(named.string("message")?.hasPrefix("args.ms") == true)
+            let fraction = try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": 1.5}}"#)
+            #expect(fraction.string("message") == "args.ms: must be a whole number within range, not 1.5")
         }
     }
 
