@@ -9,8 +9,8 @@ final class Completer: Service, Sendable {
     let runnerID: String
     let logger: Logger
     private let buffer = Mutex<[Finished]>([])
-    /// The batch being written now.
-    private let writing = Mutex<Set<Int64>>([])
+    /// The batch being written now (sharing the batch's storage: no copy on the hot path).
+    private let writing = Mutex<[Finished]>([])
     private let wake = WakeSignal()
     private let stopping = Atomic<Bool>(false)
 
@@ -24,7 +24,7 @@ final class Completer: Service, Sendable {
     var pendingIDs: Set<Int64> {
         // The buffer first: a batch leaves it for `writing` (and goes back on failure) under both locks' order.
         let queued = self.buffer.withLock { Set($0.map(\.id)) }
-        return queued.union(self.writing.withLock { $0 })
+        return queued.union(self.writing.withLock { $0.map(\.id) })
     }
 
     /// Queues a finished attempt for the next write.
@@ -49,7 +49,7 @@ final class Completer: Service, Sendable {
             if self.buffer.withLock({ !$0.isEmpty && $0.count < 64 }) { try? await Task.sleep(for: .milliseconds(2)) }
             let batch = self.buffer.withLock { buffer in
                 defer { buffer.removeAll(keepingCapacity: true) }
-                if !buffer.isEmpty { self.writing.withLock { $0 = Set(buffer.map(\.id)) } }
+                if !buffer.isEmpty { self.writing.withLock { $0 = buffer } }
                 return buffer
             }
             defer { self.writing.withLock { $0 = [] } }
