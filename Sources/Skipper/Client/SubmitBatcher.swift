@@ -29,17 +29,21 @@ final class SubmitBatcher: Sendable {
 
     private typealias Waiter = CheckedContinuation<JobRecord, any Error>
 
+    private struct Waiting {
+        let waiter: Waiter
+        /// The batch being written with this submission, once a flight took it.
+        var batch: UInt64?
+    }
+
     private struct State {
         var nextToken: UInt64 = 0
         /// Submissions not yet taken by a flight, oldest first.
         var queued: [(token: UInt64, item: Item)] = []
         /// Everyone still waiting for an outcome, queued or in flight.
-        var waiters: [UInt64: Waiter] = [:]
+        var waiting: [UInt64: Waiting] = [:]
         var flights = 0
-        /// Statements being written, by batch number: the task writing it and who still waits for it.
-        var writing: [UInt64: (task: Task<[JobRecord], any Error>, waiting: Set<UInt64>)] = [:]
-        /// The batch each in-flight submission is in.
-        var batchOf: [UInt64: UInt64] = [:]
+        /// Statements being written, by batch number: the task writing it and how many callers still wait for it.
+        var writing: [UInt64: (task: Task<[JobRecord], any Error>, callers: Int)] = [:]
         var nextBatch: UInt64 = 0
     }
 
@@ -66,7 +70,7 @@ final class SubmitBatcher: Sendable {
                 // Decided under the lock, so that the cancellation handler and this never both resume the waiter.
                 let (registered, startFlight) = self.state.withLock { state -> (Bool, Bool) in
                     if Task.isCancelled { return (false, false) }
-                    state.waiters[token] = waiter
+                    state.waiting[token] = Waiting(waiter: waiter)
                     state.queued.append((token, item))
                     guard state.flights < self.maxFlights else { return (true, false) }
                     state.flights += 1
@@ -78,13 +82,13 @@ final class SubmitBatcher: Sendable {
         } onCancel: {
             let (waiter, abandoned) = self.state.withLock { state -> (Waiter?, Task<[JobRecord], any Error>?) in
                 state.queued.removeAll { $0.token == token }
-                let waiter = state.waiters.removeValue(forKey: token)
+                guard let gone = state.waiting.removeValue(forKey: token) else { return (nil, nil) }
                 // The last caller of a batch still being written is gone (PostgreSQL unreachable, say): stop the
                 // write, so that rows nobody will hear about are not stored once the server answers again.
-                guard let batch = state.batchOf.removeValue(forKey: token), var entry = state.writing[batch] else { return (waiter, nil) }
-                entry.waiting.remove(token)
+                guard let batch = gone.batch, var entry = state.writing[batch] else { return (gone.waiter, nil) }
+                entry.callers -= 1
                 state.writing[batch] = entry
-                return (waiter, entry.waiting.isEmpty ? entry.task : nil)
+                return (gone.waiter, entry.callers == 0 ? entry.task : nil)
             }
             waiter?.resume(throwing: CancellationError())
             abandoned?.cancel()
@@ -109,11 +113,14 @@ final class SubmitBatcher: Sendable {
         let items = batch.map(\.item)
         let work = Task { try await self.insert(items) }
         let number = self.state.withLock { state -> UInt64? in
-            let waiting = Set(batch.map(\.token).filter { state.waiters[$0] != nil })
-            guard !waiting.isEmpty else { return nil }
             state.nextBatch += 1
-            state.writing[state.nextBatch] = (work, waiting)
-            for token in waiting { state.batchOf[token] = state.nextBatch }
+            var callers = 0
+            for entry in batch where state.waiting[entry.token] != nil {
+                state.waiting[entry.token]!.batch = state.nextBatch
+                callers += 1
+            }
+            guard callers > 0 else { return nil }
+            state.writing[state.nextBatch] = (work, callers)
             return state.nextBatch
         }
         guard let number else {
@@ -122,9 +129,7 @@ final class SubmitBatcher: Sendable {
             return
         }
         let outcome = await work.result
-        self.state.withLock { state in
-            for token in state.writing.removeValue(forKey: number)?.waiting ?? [] { state.batchOf[token] = nil }
-        }
+        self.state.withLock { _ = $0.writing.removeValue(forKey: number) }
         switch outcome {
         case .success(let records):
             for (entry, record) in zip(batch, records) { self.resume(entry.token, with: .success(record)) }
@@ -140,7 +145,7 @@ final class SubmitBatcher: Sendable {
     }
 
     private func resume(_ token: UInt64, with result: Result<JobRecord, any Error>) {
-        self.state.withLock { $0.waiters.removeValue(forKey: token) }?.resume(with: result)
+        self.state.withLock { $0.waiting.removeValue(forKey: token) }?.waiter.resume(with: result)
     }
 
     /// The records of `items`, in the order given.
