@@ -60,13 +60,6 @@ struct JobsController: Sendable {
     /// Arguments of kinds this build knows are decoded now, so a typo is a 422 rather than a FAILED job later.
     func validate(kind: String, args: String) throws {
         guard let handler = self.handlers[kind] else { return }
-        if kind == Settlement.kind, let decoded = try? JSONDecoder().decode(Settlement.Args.self, from: Data(args.utf8)) {
-            do {
-                _ = try Settlement.validate(decoded)
-            } catch {
-                throw APIError(status: .unprocessableContent, code: "INVALID_ARGS", message: "args.\(error.field): \(error.message)")
-            }
-        }
         do {
             try handler.validate(args)
         } catch let error as ArgumentsError {

@@ -62,6 +62,15 @@ public struct Settlement: JobHandler {
         return (from, to)
     }
 
+    /// The same checks at submit time, for `POST /jobs` with kind `settlement`.
+    public func check(_ args: Args) throws {
+        do {
+            _ = try Self.validate(args)
+        } catch {
+            throw ArgumentsError(field: error.field, message: error.message)
+        }
+    }
+
     static func day(_ text: String) -> Date? {
         guard text.count == 10 else { return nil }
         let parts = text.split(separator: "-")

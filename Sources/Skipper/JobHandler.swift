@@ -25,9 +25,15 @@ public protocol JobHandler: Sendable {
 
     /// The delay before retry `attempt + 1` after attempt `attempt` failed. Default: attempt⁴ seconds ± 10 %.
     func retryDelay(afterAttempt attempt: Int32) -> Duration
+
+    /// Checks decoded arguments beyond their types (ranges, dates), throwing ``ArgumentsError`` naming the field,
+    /// so the API can refuse them at submit time. Default: nothing more to check.
+    func check(_ args: Args) throws
 }
 
 extension JobHandler {
+    public func check(_ args: Args) throws {}
+
     public func retryDelay(afterAttempt attempt: Int32) -> Duration {
         Backoff.standard(afterAttempt: attempt)
     }
@@ -67,7 +73,8 @@ public struct AnyJobHandler: Sendable {
     public let kind: String
     /// Decodes `args` JSON, runs, and encodes the output as JSON text (nil for none).
     let execute: @Sendable (_ args: String, _ context: JobContext) async throws -> String?
-    /// Checks that `args` JSON decodes; throws ``ArgumentsError`` naming the problem.
+    /// Checks that `args` JSON decodes and passes the handler's ``JobHandler/check(_:)``; throws ``ArgumentsError``
+    /// naming the problem.
     public let validate: @Sendable (_ args: String) throws -> Void
     /// The handler's retry delay.
     let retryDelay: @Sendable (_ afterAttempt: Int32) -> Duration
@@ -81,7 +88,7 @@ public struct AnyJobHandler: Sendable {
             if output is NoOutput { return nil }
             return String(decoding: try JSONEncoder().encode(output), as: UTF8.self)
         }
-        self.validate = { json in _ = try ArgumentsError.decode(H.Args.self, from: json) }
+        self.validate = { json in try handler.check(try ArgumentsError.decode(H.Args.self, from: json)) }
         self.retryDelay = { handler.retryDelay(afterAttempt: $0) }
     }
 }
@@ -142,7 +149,7 @@ public struct ArgumentsError: Error, CustomStringConvertible {
         }
     }
 
-    init(field: String, message: String) {
+    public init(field: String, message: String) {
         self.field = field
         self.message = message
     }

@@ -183,6 +183,8 @@ import TestSupport
             (.post, "/jobs", #"{"kind": "sleep", "args": {"ms": "long"}}"#, .unprocessableContent, "INVALID_ARGS"),
             (.post, "/jobs", #"{"kind": "sleep", "args": {}}"#, .unprocessableContent, "INVALID_ARGS"),
             (.post, "/jobs", #"{"kind": "sleep", "args": {"ms": 1.5}}"#, .unprocessableContent, "INVALID_ARGS"),
+            (.post, "/jobs", #"{"kind": "settlement", "args": {"from": "2025-01-31", "to": "2025-01-01"}}"#, .unprocessableContent, "INVALID_ARGS"),
+            (.post, "/jobs", #"{"kind": "settlement", "args": {"from": "2025-01-01", "to": "2025-01-02", "parallelism": 99}}"#, .unprocessableContent, "INVALID_ARGS"),
             (.post, "/jobs", #"{"kind": "sleep", "args": {"ms": 1e300}}"#, .unprocessableContent, "INVALID_ARGS"),
             (.post, "/jobs", big, .contentTooLarge, "PAYLOAD_TOO_LARGE"),
             (.get, "/jobs/abc", nil, .badRequest, "INVALID_PARAMETER"),
@@ -219,6 +221,8 @@ import TestSupport
             #expect(named.string("message")?.hasPrefix("args.ms") == true)
             let fraction = try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": 1.5}}"#)
             #expect(fraction.string("message") == "args.ms: must be a whole number within range, not 1.5")
+            let backwards = try await client.send(.post, "/jobs", json: #"{"kind": "settlement", "args": {"from": "2025-01-31", "to": "2025-01-01"}}"#)
+            #expect(backwards.string("message") == "args.to: must not be before from (2025-01-31)")
         }
     }
 
