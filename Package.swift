@@ -19,7 +19,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
@@ -30,7 +29,6 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
@@ -67,7 +65,7 @@ let package = Package(
         // make bench: the queue against the raw SQL it needs, in one run.
         .executableTarget(
             name: "Bench",
-            dependencies: ["Skipper", .product(name: "PostgresNIO", package: "postgres-nio")]
+            dependencies: ["Skipper", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]
         ),
         // Shared by the test targets: a fresh PostgreSQL database per suite, paths to the built executables.
         .target(

@@ -15,13 +15,7 @@ struct APIError: HTTPResponseError {
     }
 
     static func body(code: String, message: String) -> String {
-        #"{"error":"# + quote(code) + #","message":"# + quote(message) + "}"
-    }
-
-    private static func quote(_ string: String) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .withoutEscapingSlashes
-        return (try? encoder.encode(string)).map { String(decoding: $0, as: UTF8.self) } ?? #""""#
+        #"{"error":"# + JSONText.quote(code) + #","message":"# + JSONText.quote(message) + "}"
     }
 
     static func notFound(_ what: String) -> Self { .init(status: .notFound, code: "NOT_FOUND", message: "\(what) not found") }

@@ -18,36 +18,38 @@ func buildApplication(config: SkipperConfig, logger: Logger) async throws -> som
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "skipper-api"),
         logger: logger
     )
-    app.addServices(postgres, api.events)
+    app.addServices(postgres, api.client, api.events)
     return app
 }
 
-/// The router with every route and middleware, the event hub its SSE streams need running, and the route table.
+/// The router with every route and middleware, and the services its routes need running: the event hub of the SSE
+/// streams and the enqueue client's wake-ups.
 struct APIRouter {
     let router: Router<APIRequestContext>
     let events: EventHub
-    let routes: RouteTable
+    let client: SkipperClient
 }
 
 func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger) -> APIRouter {
     let router = Router(context: APIRequestContext.self)
-    let routes = Routes(router: router)
+    let routes = RouteIndex()
     let registry = PrometheusCollectorRegistry()
     // Middleware applies to the routes added after it: metrics outermost, so they see the final status.
     router.add(middleware: MetricsMiddleware(registry: registry))
-    router.add(middleware: RequestMiddleware(routes: routes.table, logger: logger))
+    router.add(middleware: RequestMiddleware(routes: routes, logger: logger))
     router.add(middleware: AuthMiddleware(tokens: config.apiTokens))
     let database = Database(
         postgres: postgres, client: SkipperClient(postgres: postgres, logger: logger),
         deadline: .nanoseconds(Int64(config.databaseTimeout / .nanoseconds(1))))
     let events = EventHub(postgres: postgres, logger: logger)
-    let handlers = Dictionary((BuiltIn.handlers + Shop.handlers).map { ($0.kind, $0) }, uniquingKeysWith: { first, _ in first })
-    OperationsController(database: database, registry: registry, logger: logger).addRoutes(to: routes)
-    JobsController(database: database, events: events, handlers: handlers, logger: logger).addRoutes(to: routes)
-    SettlementController(database: database, logger: logger).addRoutes(to: routes)
+    let arguments = ArgumentCheck(handlers: Dictionary(uniqueKeysWithValues: (BuiltIn.handlers + Shop.handlers()).map { ($0.kind, $0) }))
+    OperationsController(database: database, registry: registry, logger: logger).addRoutes(to: router)
+    JobsController(database: database, events: events, arguments: arguments, logger: logger).addRoutes(to: router)
+    SettlementController(database: database, arguments: arguments, logger: logger).addRoutes(to: router)
     ShopController(database: database, orders: OrderStore(skipper: database.client, logger: logger), logger: logger)
-        .addRoutes(to: routes)
-    return APIRouter(router: router, events: events, routes: routes.table)
+        .addRoutes(to: router)
+    routes.load(from: router)
+    return APIRouter(router: router, events: events, client: database.client)
 }
 
 /// Prints one line on stderr and exits: for configuration errors before anything has started.

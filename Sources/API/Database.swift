@@ -15,11 +15,12 @@ struct Database: Sendable {
     let deadline: TimeAmount
     var store: JobStore { self.client.store }
 
-    func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// Runs `body` with this database (its pool, store and client) under the deadline.
+    func run<T: Sendable>(_ body: @escaping @Sendable (Database) async throws -> T) async throws -> T {
         do {
             // The work runs in a task that a timer on an event loop cancels at the deadline: one task and one cheap
             // NIO timer per call, where a task group racing a sleeping task costs three tasks and a dispatch timer.
-            let work = Task { try await body() }
+            let work = Task { try await body(self) }
             let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: self.deadline) { work.cancel() }
             defer { timer.cancel() }
             return try await withTaskCancellationHandler {

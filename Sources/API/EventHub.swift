@@ -51,12 +51,12 @@ final class EventHub: Service, Sendable {
     }
 
     private func listen() async {
-        var failures = 0
+        var backoff = Backoff(base: .milliseconds(200))
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 try await self.postgres.withConnection { connection in
-                    try await connection.listen(on: JobStore.eventsChannel) { notifications in
-                        failures = 0
+                    try await connection.listen(on: Channel.events) { notifications in
+                        backoff.reset()
                         for try await notification in notifications.cancelOnGracefulShutdown() {
                             if let id = Int64(notification.payload) { self.poke(id) }
                         }
@@ -67,8 +67,7 @@ final class EventHub: Service, Sendable {
                 return
             } catch {
                 if Task.isShuttingDownGracefully { return }
-                failures += 1
-                let delay = Duration.milliseconds(min(100 * (1 << min(failures, 6)), 5000))
+                let delay = backoff.next()
                 self.logger.warning(
                     "events listener lost its connection; reconnecting", metadata: ["error": "\(String(reflecting: error))", "retry.in": "\(delay)"])
                 try? await Task.sleep(for: delay)

@@ -160,15 +160,10 @@ extension JSONValue {
         case .bool(let value): return value ? "true" : "false"
         case .int(let value): return String(value)
         case .double(let value): return value.isFinite ? "\(value)" : "null"
-        case .string(let value): return Self.quote(value)
+        case .string(let value): return JSONText.quote(value)
         case .array(let values): return "[" + values.map(\.jsonText).joined(separator: ",") + "]"
         case .object(let fields):
-            return "{" + fields.keys.sorted().map { Self.quote($0) + ":" + fields[$0]!.jsonText }.joined(separator: ",") + "}"
+            return "{" + fields.keys.sorted().map { JSONText.quote($0) + ":" + fields[$0]!.jsonText }.joined(separator: ",") + "}"
         }
-    }
-
-    private static func quote(_ string: String) -> String {
-        let data = (try? JSONEncoder().encode(string)) ?? Data("\"\"".utf8)
-        return String(decoding: data, as: UTF8.self)
     }
 }

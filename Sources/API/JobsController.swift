@@ -10,21 +10,21 @@ import Synchronization
 struct JobsController: Sendable {
     let database: Database
     let events: EventHub
-    /// Handlers this build knows, to check the arguments of their kinds at submit time.
-    let handlers: [String: AnyJobHandler]
+    /// The arguments of kinds this build knows are checked at submit time.
+    let arguments: ArgumentCheck
     let logger: Logger
     let kinds = KnownKinds()
 
     static let submitFields: Set<String> = ["kind", "args", "queue", "priority", "run_at", "max_attempts", "unique_key"]
     static let listParameters: Set<String> = ["status", "kind", "queue", "limit", "after"]
 
-    func addRoutes(to routes: Routes) {
-        routes.add(.post, "/jobs", self.submit)
-        routes.add(.get, "/jobs", self.list)
-        routes.add(.get, "/jobs/:id", self.get)
-        routes.add(.post, "/jobs/:id/cancel", self.cancel)
-        routes.add(.post, "/jobs/:id/retry", self.retry)
-        routes.add(.get, "/jobs/:id/events", self.follow)
+    func addRoutes(to router: Router<APIRequestContext>) {
+        router.post("/jobs", use: self.submit)
+        router.get("/jobs", use: self.list)
+        router.get("/jobs/:id", use: self.get)
+        router.post("/jobs/:id/cancel", use: self.cancel)
+        router.post("/jobs/:id/retry", use: self.retry)
+        router.get("/jobs/:id/events", use: self.follow)
     }
 
     // MARK: - Submit
@@ -41,11 +41,10 @@ struct JobsController: Sendable {
         if let attempts = try body.integer("max_attempts", in: 1...1000) { options.maxAttempts = Int32(attempts) }
         options.uniqueKey = try body.string("unique_key", maxLength: 256)
         options.meta = ["request_id": context.requestID]
-        try self.validate(kind: kind, args: args)
-        let database = self.database
+        try self.arguments.check(kind: kind, args: args)
         let submitted = options
         let kinds = self.kinds
-        let (job, record) = try await database.run {
+        let (job, record) = try await self.database.run { database in
             guard try await kinds.contains(kind, store: database.store) else {
                 let known = try await database.store.knownKinds()
                 throw APIError(
@@ -57,23 +56,11 @@ struct JobsController: Sendable {
         return jsonResponse(job.inserted ? .accepted : .ok, record.json, headers: [.location: "/jobs/\(job.id)"])
     }
 
-    /// Arguments of kinds this build knows are decoded now, so a typo is a 422 rather than a FAILED job later.
-    func validate(kind: String, args: String) throws {
-        guard let handler = self.handlers[kind] else { return }
-        do {
-            try handler.validate(args)
-        } catch let error as ArgumentsError {
-            let field = error.field.isEmpty ? "args" : "args.\(error.field)"
-            throw APIError(status: .unprocessableContent, code: "INVALID_ARGS", message: "\(field): \(error.message)")
-        }
-    }
-
     // MARK: - Read
 
     @Sendable func get(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try jobID(context)
-        let database = self.database
-        guard let job = try await database.run({ try await database.store.job(id: id) }) else { throw APIError.notFound("job \(id)") }
+        guard let job = try await self.database.run({ database in try await database.store.job(id: id) }) else { throw APIError.notFound("job \(id)") }
         return jsonResponse(.ok, job.json)
     }
 
@@ -106,9 +93,8 @@ struct JobsController: Sendable {
             }
             after = value
         }
-        let database = self.database
         let (chosen, pageSize, cursor) = (filter, limit, after)
-        let page = try await database.run { try await database.store.list(chosen, limit: pageSize, after: cursor) }
+        let page = try await self.database.run { database in try await database.store.list(chosen, limit: pageSize, after: cursor) }
         let next = page.next.map { "\"\($0)\"" } ?? "null"
         return jsonResponse(.ok, #"{"jobs":["# + page.jobs.map(\.json).joined(separator: ",") + #"],"next":"# + next + "}")
     }
@@ -127,8 +113,7 @@ struct JobsController: Sendable {
 
     @Sendable func cancel(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try jobID(context)
-        let database = self.database
-        let (outcome, job) = try await database.run {
+        let (outcome, job) = try await self.database.run { database in
             let outcome = try await database.client.cancel(id: id)
             return (outcome, try await database.store.job(id: id))
         }
@@ -146,8 +131,7 @@ struct JobsController: Sendable {
 
     @Sendable func retry(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try jobID(context)
-        let database = self.database
-        switch try await database.run({ try await database.client.retry(id: id) }) {
+        switch try await self.database.run({ database in try await database.client.retry(id: id) }) {
         case .queued(let job):
             self.events.poke(id)
             return jsonResponse(.accepted, job.json)
@@ -170,7 +154,7 @@ struct JobsController: Sendable {
     @Sendable func follow(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try jobID(context)
         let database = self.database
-        guard let first = try await database.run({ try await database.store.job(id: id) }) else {
+        guard let first = try await self.database.run({ database in try await database.store.job(id: id) }) else {
             throw APIError.notFound("job \(id)")
         }
         let events = self.events
@@ -185,7 +169,7 @@ struct JobsController: Sendable {
                 await signal.wait(timeout: .seconds(1))
                 let job: JobRecord?
                 do {
-                    job = try await database.run { try await database.store.job(id: id) }
+                    job = try await database.run { database in try await database.store.job(id: id) }
                 } catch {
                     logger.debug("event stream could not read the job; trying again", metadata: ["job.id": "\(id)"])
                     continue

@@ -10,7 +10,7 @@ import Synchronization
 /// ours, 500 only for our own bugs — so no client ever sees an HTML page or an empty body.
 struct RequestMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
-    let routes: RouteTable
+    let routes: RouteIndex
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

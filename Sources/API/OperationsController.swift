@@ -10,11 +10,11 @@ struct OperationsController: Sendable {
     let registry: PrometheusCollectorRegistry
     let logger: Logger
 
-    func addRoutes(to routes: Routes) {
-        routes.add(.get, "/health", self.health)
-        routes.add(.get, "/ready", self.ready)
-        routes.add(.get, "/metrics", self.metrics)
-        routes.add(.get, "/openapi.yaml", self.openAPI)
+    func addRoutes(to router: Router<APIRequestContext>) {
+        router.get("/health", use: self.health)
+        router.get("/ready", use: self.ready)
+        router.get("/metrics", use: self.metrics)
+        router.get("/openapi.yaml", use: self.openAPI)
     }
 
     /// Alive and serving. It does not touch the database, so an orchestrator does not restart a healthy API
@@ -25,11 +25,10 @@ struct OperationsController: Sendable {
 
     /// The database answers and its schema is at the version this build expects; 503 with the reason otherwise.
     @Sendable func ready(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let database = self.database
         let logger = self.logger
         let status: SchemaVersion.Status
         do {
-            status = try await database.run { try await SchemaVersion.check(database.postgres, logger: logger) }
+            status = try await self.database.run { database in try await SchemaVersion.check(database.postgres, logger: logger) }
         } catch let error as APIError {
             throw APIError(status: .serviceUnavailable, code: "NOT_READY", message: "database unavailable: \(error.message)")
         }
@@ -44,9 +43,8 @@ struct OperationsController: Sendable {
         var text: [UInt8] = []
         self.registry.emit(into: &text)
         var output = String(decoding: text, as: UTF8.self)
-        let database = self.database
         do {
-            let depth = try await database.run { try await database.store.depth() }
+            let depth = try await self.database.run { database in try await database.store.depth() }
             output += "# TYPE skipper_jobs gauge\n"
             output += "# HELP skipper_jobs Jobs QUEUED or RUNNING, per queue.\n"
             for row in depth {

@@ -9,31 +9,23 @@ import Skipper
 /// `POST /jobs/settlement` and `GET /downloads/:job_id.csv`.
 struct SettlementController: Sendable {
     let database: Database
+    let arguments: ArgumentCheck
     let logger: Logger
 
-    func addRoutes(to routes: Routes) {
-        routes.add(.post, "/jobs/settlement", self.submit)
-        routes.add(.get, "/downloads/{job_id}.csv", self.download)
+    func addRoutes(to router: Router<APIRequestContext>) {
+        router.post("/jobs/settlement", use: self.submit)
+        router.get("/downloads/{job_id}.csv", use: self.download)
     }
 
     /// `{"from": "2025-01-01", "to": "2025-01-31"}` → 202 `{"job_id", "status": "QUEUED"}`.
     @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {
         let body = try await JSONObject.parse(request, context: context)
         try body.rejectUnknown(allowed: ["from", "to", "batch_size", "parallelism"])
-        let args = Settlement.Args(
-            from: try body.string("from", required: true, maxLength: 32)!,
-            to: try body.string("to", required: true, maxLength: 32)!,
-            batch_size: try body.integer("batch_size", in: 100...1_000_000).map(Int.init),
-            parallelism: try body.integer("parallelism", in: 1...16).map(Int.init))
-        do {
-            _ = try Settlement.validate(args)
-        } catch {
-            throw APIError.invalidField(error.field, error.message)
-        }
-        let json = String(decoding: try JSONEncoder().encode(args), as: UTF8.self)
-        let database = self.database
+        // The body is the job's arguments, checked by the settlement handler itself, as POST /jobs would.
+        let json = JSONValue.object(body.fields).jsonText
+        try self.arguments.check(kind: Settlement.kind, args: json, prefix: "")
         let options = JobOptions(maxAttempts: 5, meta: ["request_id": context.requestID])
-        let (job, _) = try await database.run { try await database.client.submit(kind: Settlement.kind, argsJSON: json, options: options) }
+        let (job, _) = try await self.database.run { database in try await database.client.submit(kind: Settlement.kind, argsJSON: json, options: options) }
         return jsonResponse(.accepted, #"{"job_id":\#(job.id),"status":"QUEUED"}"#, headers: [.location: "/jobs/\(job.id)"])
     }
 
@@ -41,21 +33,20 @@ struct SettlementController: Sendable {
     @Sendable func download(_ request: Request, context: APIRequestContext) async throws -> Response {
         let text = context.parameters.get("job_id") ?? ""
         guard let id = Int64(text), id > 0 else { throw APIError.invalidParameter("job_id", "a job id is a positive integer, not '\(text)'") }
-        let database = self.database
         let logger = self.logger
-        guard let job = try await database.run({ try await database.store.job(id: id) }) else { throw APIError.notFound("job \(id)") }
+        guard let job = try await self.database.run({ database in try await database.store.job(id: id) }) else { throw APIError.notFound("job \(id)") }
         if !job.status.isFinished {
             throw APIError(status: .conflict, code: "NOT_READY", message: "job \(id) is \(job.status.rawValue); its file is not ready yet")
         }
         guard job.hasArtifact else { throw APIError.notFound("a file for job \(id)") }
-        let chunks = try await database.run { () -> Int32 in
+        let chunks = try await self.database.run { database -> Int32 in
             let rows = try await database.postgres.query(
                 "SELECT coalesce(max(seq), -1) FROM skipper.job_artifacts WHERE job_id = \(id) AND name = \(Settlement.artifactName)",
                 logger: logger)
             for try await last in rows.decode(Int32.self) { return last }
             return -1
         }
-        let postgres = database.postgres
+        let postgres = self.database.postgres
         let body = ResponseBody { writer in
             for seq in 0...max(chunks, 0) {
                 let rows = try await postgres.query(

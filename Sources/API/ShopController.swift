@@ -10,11 +10,11 @@ struct ShopController: Sendable {
     let orders: OrderStore
     let logger: Logger
 
-    func addRoutes(to routes: Routes) {
-        routes.add(.post, "/orders", self.place)
-        routes.add(.get, "/orders/:id", self.get)
-        routes.add(.post, "/orders/:id/pay", self.pay)
-        routes.add(.get, "/reports/sales", self.report)
+    func addRoutes(to router: Router<APIRequestContext>) {
+        router.post("/orders", use: self.place)
+        router.get("/orders/:id", use: self.get)
+        router.post("/orders/:id/pay", use: self.pay)
+        router.get("/reports/sales", use: self.report)
     }
 
     @Sendable func place(_ request: Request, context: APIRequestContext) async throws -> Response {
@@ -24,7 +24,7 @@ struct ShopController: Sendable {
         let quantity = Int32(try body.integer("quantity", in: 1...1_000_000, required: true)!)
         let buyerID = try body.string("buyer_id", required: true, maxLength: 128)!
         let orders = self.orders
-        switch try await self.database.run({ try await orders.place(productID: productID, quantity: quantity, buyerID: buyerID) }) {
+        switch try await self.database.run({ _ in try await orders.place(productID: productID, quantity: quantity, buyerID: buyerID) }) {
         case .placed(let order):
             return jsonResponse(.ok, order.json, headers: [.location: "/orders/\(order.id.uuidString.lowercased())"])
         case .outOfStock(let available):
@@ -39,7 +39,7 @@ struct ShopController: Sendable {
     @Sendable func get(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try orderID(context)
         let orders = self.orders
-        guard let order = try await self.database.run({ try await orders.order(id: id) }) else {
+        guard let order = try await self.database.run({ _ in try await orders.order(id: id) }) else {
             throw APIError.notFound("order \(id.uuidString.lowercased())")
         }
         return jsonResponse(.ok, order.json)
@@ -48,7 +48,7 @@ struct ShopController: Sendable {
     @Sendable func pay(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try orderID(context)
         let orders = self.orders
-        switch try await self.database.run({ try await orders.pay(id: id) }) {
+        switch try await self.database.run({ _ in try await orders.pay(id: id) }) {
         case .paid(let order):
             return jsonResponse(.ok, order.json)
         case .alreadyPaid:
@@ -59,9 +59,8 @@ struct ShopController: Sendable {
     }
 
     @Sendable func report(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let database = self.database
         let logger = self.logger
-        return jsonResponse(.ok, try await database.run { try await SalesReport.json(client: database.postgres, logger: logger) })
+        return jsonResponse(.ok, try await self.database.run { database in try await SalesReport.read(client: database.postgres, logger: logger) }.json)
     }
 
     private func orderID(_ context: APIRequestContext) throws -> UUID {

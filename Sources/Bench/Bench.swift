@@ -15,13 +15,18 @@ struct Bench {
         try await BenchDatabase.recreate(config, from: base, logger: logger)
         let client = PostgresClient(
             configuration: config.clientConfiguration(maxConnections: 8, applicationName: "skipper-bench"), backgroundLogger: logger)
+        let skipper = SkipperClient(postgres: client, logger: logger)
         let report = try await withThrowingTaskGroup(of: Report?.self) { group in
             group.addTask {
                 await client.run()
                 return nil
             }
+            group.addTask {
+                try await skipper.run()
+                return nil
+            }
             defer { group.cancelAll() }
-            let bench = BenchRun(client: client, url: config.url(redacted: false), logger: logger)
+            let bench = BenchRun(client: client, skipper: skipper, url: config.url(redacted: false), logger: logger)
             return try await bench.all()
         }
         report.print()

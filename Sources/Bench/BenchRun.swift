@@ -6,6 +6,7 @@ import Skipper
 /// The measurements, in order. Each drain starts from an emptied, vacuumed table.
 struct BenchRun {
     let client: PostgresClient
+    let skipper: SkipperClient
     let url: String
     let logger: Logger
     let jobs = 100_000
@@ -19,7 +20,7 @@ struct BenchRun {
         var report = Report()
         report.postgres = try await self.scalarText("SELECT split_part(version(), ' on ', 1)")
         let store = JobStore(client: self.client, logger: self.logger)
-        let skipper = SkipperClient(postgres: self.client, logger: self.logger)
+        let skipper = self.skipper
 
         // 1. Bulk enqueue: one statement of 100,000 jobs, against the bare INSERT of the same rows.
         if self.phases.contains("enqueue") {
@@ -58,7 +59,7 @@ struct BenchRun {
         // 3. Drain by real runner processes.
         for runners in [1, 2] {
             try await self.seed()
-            try await Runner.with(runners, url: self.url, environment: ["WORKERS": "\(2 * self.batch)", "CLAIM_BATCH": "\(self.batch)"]) { _ in
+            try await Runners.with(runners, url: self.url, environment: ["WORKERS": "\(2 * self.batch)", "CLAIM_BATCH": "\(self.batch)"]) { _ in
                 try await self.waitUntil(timeout: 600) { try await self.drained() }
             }
             let seconds = try await self.scalarDouble("SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 FROM skipper.jobs")
@@ -71,7 +72,7 @@ struct BenchRun {
         // 4. Enqueue-to-start latency at a steady 200 jobs/s, idle runners waiting on LISTEN.
         if self.phases.contains("latency") {
             try await self.reset()
-            try await Runner.with(2, url: self.url, environment: [:]) { _ in
+            try await Runners.with(2, url: self.url, environment: [:]) { _ in
                 try await self.waitUntil(timeout: 30) { try await self.count("SELECT count(*) FROM skipper.runners") == 2 }
                 try await Task.sleep(for: .milliseconds(500))
                 let start = ContinuousClock.now
@@ -91,7 +92,7 @@ struct BenchRun {
         // 5. Cancel latency of RUNNING jobs: from the cancel request to CANCELLED, by the server's clock.
         if self.phases.contains("cancel") {
             try await self.reset()
-            try await Runner.with(2, url: self.url, environment: ["WORKERS": "50"]) { _ in
+            try await Runners.with(2, url: self.url, environment: ["WORKERS": "50"]) { _ in
                 let sleepers = (0..<100).map { _ in NewJob(kind: "sleep", args: #"{"ms": 120000}"#) }
                 let ids = try await skipper.enqueueMany(sleepers)
                 try await self.waitUntil(timeout: 30) { try await self.count("SELECT count(*) FROM skipper.jobs WHERE status = 'RUNNING'") == 100 }

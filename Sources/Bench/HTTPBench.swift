@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Skipper
+import TestSupport
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -24,21 +25,8 @@ extension BenchRun {
         try await self.exec("INSERT INTO skipper.kinds (kind) VALUES ('noop') ON CONFLICT DO NOTHING")
 
         let port = Int.random(in: 30000..<50000)
-        let api = Process()
-        api.executableURL = Runner.binary("skipper-api")
-        var env = ProcessInfo.processInfo.environment
-        env["DATABASE_URL"] = self.url
-        env["PORT"] = "\(port)"
-        env["LOG_LEVEL"] = "error"
-        api.environment = env
-        api.standardInput = FileHandle.nullDevice
-        try api.run()
-        defer {
-            if api.isRunning {
-                kill(api.processIdentifier, SIGTERM)
-                api.waitUntilExit()
-            }
-        }
+        let api = try ChildProcess.skipper("skipper-api", url: self.url, environment: ["PORT": "\(port)", "LOG_LEVEL": "error"])
+        defer { api.signal(SIGTERM) }
         try await self.waitUntil(timeout: 30) { await Self.get("http://127.0.0.1:\(port)/ready") == 200 }
 
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("skipper-submit.lua")
@@ -55,8 +43,8 @@ extension BenchRun {
             raws.append(try await self.rawLoops(connections: Self.httpConnections, seconds: Self.roundSeconds) { _ in
                 "INSERT INTO skipper.jobs (kind, args) VALUES ('noop', '{}'::jsonb) RETURNING id"
             })
-            let output = try Self.run(
-                wrk, ["-t2", "-c\(Self.httpConnections)", "-d\(Self.roundSeconds)s", "--latency", "-s", script.path, "http://127.0.0.1:\(port)/jobs"])
+            let output = try await runProcess(
+                wrk, ["-t2", "-c\(Self.httpConnections)", "-d\(Self.roundSeconds)s", "--latency", "-s", script.path, "http://127.0.0.1:\(port)/jobs"]).stdout
             guard let rate = Self.number(after: "Requests/sec:", in: output), let p99 = Self.latency(percentile: "99%", in: output) else {
                 throw BenchError("could not read wrk's output:\n\(output)")
             }
@@ -100,7 +88,7 @@ extension BenchRun {
                   return wrk.format("POST", "/orders", {["Content-Type"] = "application/json"}, body)
                 end
                 """.write(to: script, atomically: true, encoding: .utf8)
-            let output = try Self.run(wrk, ["-t2", "-c64", "-d\(Self.httpSeconds)s", "--latency", "-s", script.path, "http://127.0.0.1:\(port)/orders"])
+            let output = try await runProcess(wrk, ["-t2", "-c64", "-d\(Self.httpSeconds)s", "--latency", "-s", script.path, "http://127.0.0.1:\(port)/orders"]).stdout
             guard let rate = Self.number(after: "Requests/sec:", in: output), let p99 = Self.latency(percentile: "99%", in: output) else {
                 throw BenchError("could not read wrk's output:\n\(output)")
             }
@@ -147,18 +135,6 @@ extension BenchRun {
         request.timeoutInterval = 2
         guard let (_, response) = try? await URLSession.shared.data(for: request) else { return nil }
         return (response as? HTTPURLResponse)?.statusCode
-    }
-
-    static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("skipper-wrk.out")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        try process.run()
-        process.waitUntilExit()
-        return (try? String(contentsOf: output, encoding: .utf8)) ?? ""
     }
 
     static func number(after label: String, in text: String) -> Double? {

@@ -40,9 +40,9 @@ extension BenchRun {
         }
         try await self.exec("TRUNCATE settlements")
 
-        let skipper = SkipperClient(postgres: self.client, logger: self.logger)
+        let skipper = self.skipper
         var peak: Double?
-        try await Runner.with(1, url: self.url, environment: [:]) { runners in
+        try await Runners.with(1, url: self.url, environment: [:]) { runners in
             try await self.waitUntil(timeout: 30) { try await self.count("SELECT count(*) FROM skipper.runners") == 1 }
             let job = try await skipper.enqueue(kind: "settlement", argsJSON: #"{"from": "2025-01-01", "to": "2025-01-31"}"#)
             try await self.waitUntil(timeout: 600) {

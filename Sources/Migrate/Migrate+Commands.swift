@@ -29,17 +29,9 @@ extension Migrate {
 
     struct Goto: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Migrate up or down to version V (0: none applied).")
-        @Argument(help: "The version to end at.") var version: Int64
-        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var target: TargetVersion
 
-        func validate() throws {
-            if self.version < 0 { throw ValidationError("the version must be 0 or more") }
-        }
-        func run() throws {
-            try self.connection.migrator { source throws(MigrateError) in
-                try Migrator.requireVersion(self.version, in: source)
-            }.goto(self.version)
-        }
+        func run() throws { try self.target.migrator().goto(self.target.version) }
     }
 
     struct Force: ParsableCommand {
@@ -47,17 +39,9 @@ extension Migrate {
             abstract: "Record version V as applied and clean without running anything (0: none applied).",
             discussion: "The way out of a dirty database: check the schema by hand, then force the version it is at."
         )
-        @Argument(help: "The version the database really is at.") var version: Int64
-        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var target: TargetVersion
 
-        func validate() throws {
-            if self.version < 0 { throw ValidationError("the version must be 0 or more") }
-        }
-        func run() throws {
-            try self.connection.migrator { source throws(MigrateError) in
-                try Migrator.requireVersion(self.version, in: source)
-            }.force(self.version)
-        }
+        func run() throws { try self.target.migrator().force(self.target.version) }
     }
 
     struct Status: ParsableCommand {
@@ -110,6 +94,22 @@ extension Migrate {
             }
             print("created \(self.path)/\(stem).up.sql")
             print("created \(self.path)/\(stem).down.sql")
+        }
+    }
+}
+
+/// The version argument of `goto` and `force`, with the connection, checked against the migrations folder.
+struct TargetVersion: ParsableArguments {
+    @Argument(help: "The version (0: none applied).") var version: Int64
+    @OptionGroup var connection: ConnectionOptions
+
+    func validate() throws {
+        if self.version < 0 { throw ValidationError("the version must be 0 or more") }
+    }
+
+    func migrator() throws -> Migrator {
+        try self.connection.migrator { source throws(MigrateError) in
+            try Migrator.requireVersion(self.version, in: source)
         }
     }
 }

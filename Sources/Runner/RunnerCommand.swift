@@ -29,9 +29,11 @@ struct RunnerCommand {
             configuration: config.database.clientConfiguration(
                 maxConnections: max(config.poolSize, runnerConfig.workers + 6), applicationName: "skipper-runner"),
             backgroundLogger: logger)
-        let runner = JobRunner(postgres: postgres, config: runnerConfig, handlers: BuiltIn.handlers + Shop.handlers, logger: logger)
+        let runner = JobRunner(
+            postgres: postgres, config: runnerConfig, handlers: BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize),
+            logger: logger)
         var group = ServiceGroupConfiguration(
-            services: [postgres] + runner.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: [postgres, SignalGuard(logger: logger), runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = runnerConfig.shutdownGrace + .seconds(15)
         do {
             try await ServiceGroup(configuration: group).run()

@@ -27,14 +27,6 @@ public struct Order: Sendable, Equatable {
         self.createdAt = try cells[6].decode(Date.self)
         self.paidAt = try cells[7].decode(Date?.self)
     }
-
-    /// The REST resource as JSON text.
-    public var json: String {
-        #"{"order_id":"\#(self.id.uuidString.lowercased())","product_id":\#(self.productID),"buyer_id":"#
-            + JobRecord.quote(self.buyerID)
-            + #","quantity":\#(self.quantity),"total_amount_cents":\#(self.totalAmountCents),"status":"\#(self.status)""#
-            + #","created_at":"# + JobRecord.time(self.createdAt) + #","paid_at":"# + JobRecord.time(self.paidAt) + "}"
-    }
 }
 
 /// What placing an order did.
@@ -111,7 +103,7 @@ public struct OrderStore: Sendable {
             for try await row in rows { order = try Order(row: row) }
             guard let order else { return nil }
             try await enqueue.enqueue(
-                on: connection, kind: ReportRefresh.kind,
+                kind: ReportRefresh.kind,
                 options: JobOptions(runAt: Date().addingTimeInterval(Self.refreshDelay), uniqueKey: ReportRefresh.kind))
             return order
         }

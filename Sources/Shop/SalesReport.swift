@@ -22,8 +22,7 @@ public enum SalesReport {
     /// Recomputes the report in one transaction. The row lock comes first, and the aggregate reads after it with a
     /// fresh snapshot, so concurrent refreshes queue up and each writes numbers no older than the one before.
     public static func refresh(on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("BEGIN", logger: logger)
-        do {
+        try await connection.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT 1 FROM sales_report WHERE id = 1 FOR UPDATE", logger: logger)
             try await connection.query(
                 """
@@ -42,15 +41,23 @@ public enum SalesReport {
                 WHERE r.id = 1
                 """,
                 logger: logger)
-            try await connection.query("COMMIT", logger: logger)
-        } catch {
-            _ = try? await connection.query("ROLLBACK", logger: logger)
-            throw error
         }
     }
 
-    /// The report row as JSON text.
-    public static func json(client: PostgresClient, logger: Logger) async throws -> String {
+    /// The report's one row.
+    public struct Row: Sendable, Equatable {
+        public var totalRevenueCents: Int64 = 0
+        public var paidOrders: Int64 = 0
+        public var productsSold: Int64 = 0
+        public var uniqueCustomers: Int64 = 0
+        /// JSON text: per category, revenue_cents, orders and quantity.
+        public var byCategory = "{}"
+        /// When the last refresh wrote it; nil before any.
+        public var updatedAt: Date?
+    }
+
+    /// The report as the last refresh left it (all zero before the first).
+    public static func read(client: PostgresClient, logger: Logger) async throws -> Row {
         let rows = try await client.query(
             """
             SELECT total_revenue_cents, paid_orders, products_sold, unique_customers, by_category::text, updated_at
@@ -58,9 +65,10 @@ public enum SalesReport {
             """,
             logger: logger)
         for try await (revenue, orders, sold, customers, byCategory, updated) in rows.decode((Int64, Int64, Int64, Int64, String, Date).self) {
-            return #"{"total_revenue_cents":\#(revenue),"paid_orders":\#(orders),"products_sold":\#(sold),"#
-                + #""unique_customers":\#(customers),"by_category":\#(byCategory),"updated_at":"# + JobRecord.time(updated) + "}"
+            return Row(
+                totalRevenueCents: revenue, paidOrders: orders, productsSold: sold, uniqueCustomers: customers,
+                byCategory: byCategory, updatedAt: updated)
         }
-        return #"{"total_revenue_cents":0,"paid_orders":0,"products_sold":0,"unique_customers":0,"by_category":{},"updated_at":null}"#
+        return Row()
     }
 }

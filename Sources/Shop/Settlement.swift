@@ -46,29 +46,25 @@ public struct Settlement: JobHandler {
     }
 
     /// The checked range: both dates parse (YYYY-MM-DD), from ≤ to, at most 366 days. The error names the field.
-    public static func validate(_ args: Args) throws(SettlementArgsError) -> (from: Date, to: Date) {
-        guard let from = Self.day(args.from) else { throw SettlementArgsError(field: "from", message: "must be a date such as 2025-01-01, not '\(args.from)'") }
-        guard let to = Self.day(args.to) else { throw SettlementArgsError(field: "to", message: "must be a date such as 2025-01-31, not '\(args.to)'") }
-        guard from <= to else { throw SettlementArgsError(field: "to", message: "must not be before from (\(args.from))") }
+    public static func validate(_ args: Args) throws(ArgumentsError) -> (from: Date, to: Date) {
+        guard let from = Self.day(args.from) else { throw ArgumentsError(field: "from", message: "must be a date such as 2025-01-01, not '\(args.from)'") }
+        guard let to = Self.day(args.to) else { throw ArgumentsError(field: "to", message: "must be a date such as 2025-01-31, not '\(args.to)'") }
+        guard from <= to else { throw ArgumentsError(field: "to", message: "must not be before from (\(args.from))") }
         guard to.timeIntervalSince(from) <= 365 * 86_400 else {
-            throw SettlementArgsError(field: "to", message: "the range may span at most 366 days")
+            throw ArgumentsError(field: "to", message: "the range may span at most 366 days")
         }
         if let size = args.batch_size, !(100...1_000_000).contains(size) {
-            throw SettlementArgsError(field: "batch_size", message: "must be between 100 and 1000000")
+            throw ArgumentsError(field: "batch_size", message: "must be between 100 and 1000000")
         }
         if let parallelism = args.parallelism, !(1...16).contains(parallelism) {
-            throw SettlementArgsError(field: "parallelism", message: "must be between 1 and 16")
+            throw ArgumentsError(field: "parallelism", message: "must be between 1 and 16")
         }
         return (from, to)
     }
 
-    /// The same checks at submit time, for `POST /jobs` with kind `settlement`.
+    /// The same checks at submit time (`POST /jobs` with kind `settlement`, and `POST /jobs/settlement`).
     public func check(_ args: Args) throws {
-        do {
-            _ = try Self.validate(args)
-        } catch {
-            throw ArgumentsError(field: error.field, message: error.message)
-        }
+        _ = try Self.validate(args)
     }
 
     static func day(_ text: String) -> Date? {
@@ -209,8 +205,7 @@ public struct Settlement: JobHandler {
         // Publishes serialise on an advisory lock, so a run replaces its range's rows wholesale: delete the range,
         // insert the run's rows (a plain INSERT costs PostgreSQL 40 % less than INSERT … ON CONFLICT), and write the
         // CSV, one chunk per day (chunk 0 is the header), from the same aggregate.
-        try await connection.query("BEGIN", logger: logger)
-        do {
+        return try await connection.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.publishLock))", logger: logger)
             try await connection.query(
                 "DELETE FROM skipper.job_artifacts WHERE job_id = \(jobID) AND name = \(Self.artifactName)", logger: logger)
@@ -244,22 +239,11 @@ public struct Settlement: JobHandler {
                 output.csv_bytes = bytes
             }
             try await connection.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
-            try await connection.query("COMMIT", logger: logger)
             return output
-        } catch {
-            _ = try? await connection.query("ROLLBACK", logger: logger)
-            throw error
         }
     }
 
     static func dayString(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(timeZone: .gmt).year().month().day())
     }
-}
-
-/// A settlement argument that cannot be used.
-public struct SettlementArgsError: Error, CustomStringConvertible {
-    public let field: String
-    public let message: String
-    public var description: String { "\(self.field): \(self.message)" }
 }

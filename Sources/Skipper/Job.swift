@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import PostgresNIO
 
 /// Where a job is in its life. The raw values are what `skipper.jobs.status` holds.
 public enum JobStatus: String, Sendable, Codable, CaseIterable {
@@ -15,6 +17,24 @@ public enum JobStatus: String, Sendable, Codable, CaseIterable {
 
     /// True for the states a job never leaves by itself.
     public var isFinished: Bool { self == .completed || self == .failed || self == .cancelled }
+}
+
+extension JobStatus: PostgresDecodable, PostgresEncodable, PostgresNonThrowingEncodable {
+    public static var psqlType: PostgresDataType { .text }
+    public static var psqlFormat: PostgresFormat { .binary }
+
+    /// Decodes `skipper.jobs.status`; a value outside the five is an error, never a guess.
+    public init<JSONDecoder: PostgresJSONDecoder>(
+        from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat, context: PostgresDecodingContext<JSONDecoder>
+    ) throws {
+        let text = try String(from: &buffer, type: type, format: format, context: context)
+        guard let status = Self(rawValue: text) else { throw PostgresDecodingError.Code.failure }
+        self = status
+    }
+
+    public func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        self.rawValue.encode(into: &buffer, context: context)
+    }
 }
 
 /// How to enqueue a job; every field has the schema's default.

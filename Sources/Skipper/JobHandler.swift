@@ -57,16 +57,6 @@ public enum JobError: Error, CustomStringConvertible {
     }
 }
 
-/// River's backoff: attempt⁴ seconds, ± 10 % jitter, so failures of a burst do not retry in lockstep.
-public enum Backoff {
-    /// attempt⁴ s ± 10 %, capped at one day.
-    public static func standard(afterAttempt attempt: Int32) -> Duration {
-        let base = min(pow(Double(max(attempt, 1)), 4), 86_400)
-        let jitter = Double.random(in: -0.1...0.1) * base
-        return .milliseconds(Int64((base + jitter) * 1000))
-    }
-}
-
 /// A handler with its types erased, as the runner keeps it.
 public struct AnyJobHandler: Sendable {
     /// The kind it runs.

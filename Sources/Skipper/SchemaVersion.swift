@@ -48,3 +48,10 @@ public enum SchemaVersion {
         return .empty
     }
 }
+
+/// The database is not at a schema this build can use.
+public struct SchemaNotUsable: Error, CustomStringConvertible {
+    /// What the check found.
+    public let status: SchemaVersion.Status
+    public var description: String { "\(self.status)" }
+}

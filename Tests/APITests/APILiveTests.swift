@@ -17,7 +17,7 @@ import TestSupport
 @Suite struct APILiveTests {
     @Test func eventsStreamProgressOfARunningJobAndEndWithIt() async throws {
         try await withAPI(kinds: []) { db, client in
-            let runner = try RunnerProcess(url: db.url, environment: ["PROGRESS_INTERVAL": "200ms"])
+            let runner = try ChildProcess.runner(url: db.url, environment: ["PROGRESS_INTERVAL": "200ms"])
             defer { Task { await runner.stop() } }
             // The runner registers its kinds; until then `sleep` is unknown.
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.kinds WHERE kind = 'sleep'") == "1" })
@@ -41,7 +41,7 @@ import TestSupport
 
     @Test func cancellingARunningJobOverHTTPStopsIt() async throws {
         try await withAPI(kinds: []) { db, client in
-            let runner = try RunnerProcess(url: db.url)
+            let runner = try ChildProcess.runner(url: db.url)
             defer { Task { await runner.stop() } }
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.kinds WHERE kind = 'sleep'") == "1" })
             let id = try #require(try await client.send(
@@ -98,43 +98,13 @@ import TestSupport
     @Test func sigtermStopsAcceptingAndExitsCleanly() async throws {
         try await withTestDatabase { db in
             let port = Int.random(in: 20000..<40000)
-            let api = try APIProcess(url: db.url, port: port)
-            defer { api.kill() }
+            let api = try ChildProcess.skipper("skipper-api", url: db.url, environment: ["PORT": "\(port)"])
             #expect(try await eventually { (try? await httpStatus("http://127.0.0.1:\(port)/health")) == 200 })
             api.signal(SIGTERM)
             let status = await api.waitForExit(timeout: .seconds(10))
             #expect(status == 0, "\(api.log)")
             #expect((try? await httpStatus("http://127.0.0.1:\(port)/health")) == nil, "no longer accepting")
         }
-    }
-}
-
-/// skipper-api as a process of its own.
-final class APIProcess: @unchecked Sendable {
-    private let process = Process()
-    private let logFile = URL(fileURLWithPath: "/tmp/skipper-api-\(UUID().uuidString.prefix(8)).log")
-
-    init(url: String, port: Int) throws {
-        var env = ProcessInfo.processInfo.environment
-        env["DATABASE_URL"] = url
-        env["PORT"] = "\(port)"
-        self.process.executableURL = URL(fileURLWithPath: Executables.path("skipper-api"))
-        self.process.environment = env
-        _ = FileManager.default.createFile(atPath: self.logFile.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: self.logFile)
-        self.process.standardOutput = handle
-        self.process.standardError = handle
-        try self.process.run()
-    }
-
-    var log: String { (try? String(contentsOf: self.logFile, encoding: .utf8)) ?? "" }
-    func signal(_ signal: Int32) { Foundation.kill(self.process.processIdentifier, signal) }
-    func kill() { if self.process.isRunning { self.signal(SIGKILL) } }
-
-    func waitForExit(timeout: Duration) async -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while self.process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        return self.process.isRunning ? nil : self.process.terminationStatus
     }
 }
 

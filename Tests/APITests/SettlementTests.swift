@@ -58,7 +58,7 @@ import TestSupport
     @Test func settlementEqualsADirectAggregateWithItsCSVAndRepeatsIdentically() async throws {
         try await withAPI(kinds: ["settlement", "noop"]) { db, client in
             try await Self.seed(db, rows: 60_000, merchants: 40)
-            // Validation names the field.
+            // Validation names the field, with the code POST /jobs gives the same arguments: one check, one code.
             for (body, field) in [
                 (#"{"from": "2025-02-01", "to": "2025-01-01"}"#, "to"),
                 (#"{"from": "2025-13-01", "to": "2025-12-31"}"#, "from"),
@@ -69,6 +69,9 @@ import TestSupport
                 let response = try await client.send(.post, "/jobs/settlement", json: body)
                 #expect(response.status == .unprocessableContent, "\(body): \(response.text)")
                 #expect(response.string("message")?.hasPrefix(field + ":") == true, "\(body): \(response.text)")
+                #expect(response.errorCode == "INVALID_ARGS", "\(body): \(response.text)")
+                let viaJobs = try await client.send(.post, "/jobs", json: #"{"kind": "settlement", "args": \#(body)}"#)
+                #expect(viaJobs.errorCode == "INVALID_ARGS" && viaJobs.string("message")?.hasPrefix("args." + field + ":") == true, "\(viaJobs.text)")
             }
             let submitted = try await client.send(.post, "/jobs/settlement", json: #"{"from": "2025-01-01", "to": "2025-01-31"}"#)
             #expect(submitted.status == .accepted)
@@ -79,7 +82,7 @@ import TestSupport
             #expect(early.status == .conflict)
             #expect(early.errorCode == "NOT_READY")
 
-            let runner = try RunnerProcess(url: db.url, environment: ["BATCH_SIZE": "5000"])
+            let runner = try ChildProcess.runner(url: db.url, environment: ["BATCH_SIZE": "5000"])
             defer { Task { await runner.stop() } }
             #expect(try await Self.waitForStatus(db, id, "COMPLETED", timeout: .seconds(15)), "\(runner.log)")
             #expect(try await Self.differences(db) == "0")
@@ -130,7 +133,7 @@ import TestSupport
             _ = try await db.query(
                 "INSERT INTO settlements (merchant_id, date, gross_cents, fee_cents, net_cents, txn_count, unique_run_id) VALUES (1, '2025-01-15', 5, 1, 4, 1, 'earlier')")
             let before = try await Self.snapshot(db)
-            let runner = try RunnerProcess(url: db.url)
+            let runner = try ChildProcess.runner(url: db.url)
             defer { Task { await runner.stop() } }
             let id = try #require(try await client.send(
                 .post, "/jobs/settlement", json: #"{"from": "2025-01-01", "to": "2025-01-31", "batch_size": 1000, "parallelism": 1}"#
@@ -159,7 +162,7 @@ import TestSupport
         try await withAPI(kinds: ["settlement"]) { db, client in
             try await Self.seed(db, rows: 200_000, merchants: 100)
             let env = ["RESCUE_AFTER": "2s", "POLL_INTERVAL": "200ms"]
-            let first = try RunnerProcess(url: db.url, environment: env)
+            let first = try ChildProcess.runner(url: db.url, environment: env)
             let id = try #require(try await client.send(
                 .post, "/jobs/settlement", json: #"{"from": "2025-01-01", "to": "2025-01-31", "batch_size": 100, "parallelism": 1}"#
             ).int("job_id"))
@@ -168,7 +171,7 @@ import TestSupport
             })
             first.signal(SIGKILL)
             _ = await first.waitForExit(timeout: .seconds(5))
-            let second = try RunnerProcess(url: db.url, environment: env)
+            let second = try ChildProcess.runner(url: db.url, environment: env)
             defer { Task { await second.stop() } }
             #expect(try await Self.waitForStatus(db, id, "COMPLETED", timeout: .seconds(60)), "\(second.log)")
             #expect(try await db.scalar("SELECT attempt FROM skipper.jobs WHERE id = \(id)") == "2")

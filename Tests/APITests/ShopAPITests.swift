@@ -80,7 +80,7 @@ import TestSupport
     /// 1,000 payments in a burst: a handful of refreshes, and the report then equals the paid orders.
     @Test func aBurstOfPaymentsFoldsIntoAFewRefreshes() async throws {
         try await withAPI(kinds: []) { db, client in
-            let runner = try RunnerProcess(url: db.url)
+            let runner = try ChildProcess.runner(url: db.url)
             defer { Task { await runner.stop() } }
             _ = try await db.query(
                 """

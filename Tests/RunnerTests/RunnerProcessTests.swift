@@ -7,7 +7,7 @@ import TestSupport
     @Test func fourRunnersDrainTwentyThousandJobsEachExactlyOnce() async throws {
         try await withTestDatabase { db in
             try await db.query("INSERT INTO skipper.jobs (kind) SELECT 'noop' FROM generate_series(1, 20000)")
-            let runners = try (0..<4).map { _ in try RunnerProcess(url: db.url, environment: ["WORKERS": "16"]) }
+            let runners = try (0..<4).map { _ in try ChildProcess.runner(url: db.url, environment: ["WORKERS": "16"]) }
             let drained = try await eventually(timeout: .seconds(120), every: .milliseconds(200)) {
                 try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status <> 'COMPLETED'") == "0"
             }
@@ -25,11 +25,11 @@ import TestSupport
         try await withTestDatabase { db in
             try await db.query("INSERT INTO skipper.jobs (kind, args) SELECT 'sleep', '{\"ms\": 2000}' FROM generate_series(1, 4)")
             let env = ["RESCUE_AFTER": "2s", "WORKERS": "4"]
-            let doomed = try RunnerProcess(url: db.url, environment: env)
+            let doomed = try ChildProcess.runner(url: db.url, environment: env)
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'RUNNING'") == "4" })
             doomed.signal(SIGKILL)
             _ = await doomed.waitForExit(timeout: .seconds(5))
-            let rescuer = try RunnerProcess(url: db.url, environment: env)
+            let rescuer = try ChildProcess.runner(url: db.url, environment: env)
             defer { Task { await rescuer.stop() } }
             var done = false
             for _ in 0..<150 where !done {
@@ -44,7 +44,7 @@ import TestSupport
 
     @Test func cancellingARunningJobStopsItWithinASecond() async throws {
         try await withTestDatabase { db in
-            let runner = try RunnerProcess(url: db.url)
+            let runner = try ChildProcess.runner(url: db.url)
             defer { Task { await runner.stop() } }
             let id = try #require(try await db.scalar("INSERT INTO skipper.jobs (kind, args) VALUES ('sleep', '{\"ms\": 60000}') RETURNING id"))
             try await db.query("SELECT pg_notify('skipper_jobs', 'default')")
@@ -69,7 +69,7 @@ import TestSupport
 
     @Test func failingJobsRetryUntilTheyPassOrRunOutOfAttempts() async throws {
         try await withTestDatabase { db in
-            let runner = try RunnerProcess(url: db.url, environment: ["POLL_INTERVAL": "100ms"])
+            let runner = try ChildProcess.runner(url: db.url, environment: ["POLL_INTERVAL": "100ms"])
             defer { Task { await runner.stop() } }
             let passes = try #require(try await db.scalar("INSERT INTO skipper.jobs (kind, args, max_attempts) VALUES ('fail', '{\"times\": 2, \"retry_ms\": 50, \"message\": \"flaky\"}', 3) RETURNING id"))
             let fails = try #require(try await db.scalar("INSERT INTO skipper.jobs (kind, args, max_attempts) VALUES ('fail', '{\"times\": 2, \"retry_ms\": 50}', 2) RETURNING id"))
@@ -85,7 +85,7 @@ import TestSupport
 
     @Test func sigtermReleasesALongJobToAnotherRunnerAndExitsWithinGrace() async throws {
         try await withTestDatabase { db in
-            let first = try RunnerProcess(url: db.url, environment: ["SHUTDOWN_GRACE": "1s"])
+            let first = try ChildProcess.runner(url: db.url, environment: ["SHUTDOWN_GRACE": "1s"])
             let id = try #require(try await db.scalar("INSERT INTO skipper.jobs (kind, args) VALUES ('sleep', '{\"ms\": 4000}') RETURNING id").flatMap { Int64($0) })
             try await db.query("SELECT pg_notify('skipper_jobs', 'default')")
             #expect(try await eventually { try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(id)") == "RUNNING" })
@@ -97,7 +97,7 @@ import TestSupport
             // Released without spending the attempt, and the runner's row is gone.
             #expect(try await db.scalar("SELECT status || ' ' || attempt FROM skipper.jobs WHERE id = \(id)") == "QUEUED 0")
             #expect(try await db.scalar("SELECT count(*) FROM skipper.runners") == "0")
-            let second = try RunnerProcess(url: db.url)
+            let second = try ChildProcess.runner(url: db.url)
             defer { Task { await second.stop() } }
             #expect(try await eventually(timeout: .seconds(15)) { try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(id)") == "COMPLETED" })
             #expect(try await db.scalar("SELECT attempt || ' ' || cardinality(attempted_by) FROM skipper.jobs WHERE id = \(id)") == "1 2")
@@ -109,7 +109,7 @@ import TestSupport
     /// that never started it and whose heartbeat keeps rescue away: the runner's sweep finds it and releases it.
     @Test func aJobHeldButNeverStartedIsReleasedAndRun() async throws {
         try await withTestDatabase { db in
-            let runner = try RunnerProcess(url: db.url, environment: ["CANCEL_SWEEP": "500ms", "RESCUE_AFTER": "60s"])
+            let runner = try ChildProcess.runner(url: db.url, environment: ["CANCEL_SWEEP": "500ms", "RESCUE_AFTER": "60s"])
             defer { Task { await runner.stop() } }
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.runners") == "1" })
             let runnerID = try #require(try await db.scalar("SELECT id FROM skipper.runners"))
@@ -131,7 +131,7 @@ import TestSupport
 
     @Test func aSecondSignalStopsAtOnce() async throws {
         try await withTestDatabase { db in
-            let runner = try RunnerProcess(url: db.url, environment: ["SHUTDOWN_GRACE": "60s"])
+            let runner = try ChildProcess.runner(url: db.url, environment: ["SHUTDOWN_GRACE": "60s"])
             try await db.query("INSERT INTO skipper.jobs (kind, args) VALUES ('sleep', '{\"ms\": 30000}')")
             try await db.query("SELECT pg_notify('skipper_jobs', 'default')")
             #expect(try await eventually { try await db.scalar("SELECT status FROM skipper.jobs") == "RUNNING" })
@@ -149,7 +149,7 @@ import TestSupport
             let db = TestDatabase(config: cluster.config)
             try await db.query("INSERT INTO skipper.jobs (kind, args) SELECT 'sleep', '{\"ms\": 300}' FROM generate_series(1, 200)")
             let env = ["RESCUE_AFTER": "3s", "WORKERS": "8", "POLL_INTERVAL": "200ms"]
-            let runners = try (0..<2).map { _ in try RunnerProcess(url: cluster.url, environment: env) }
+            let runners = try (0..<2).map { _ in try ChildProcess.runner(url: cluster.url, environment: env) }
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'COMPLETED'").flatMap { Int($0) } ?? 0 >= 10 })
             try await cluster.stop()
             try await Task.sleep(for: .seconds(5))

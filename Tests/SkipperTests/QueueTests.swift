@@ -83,15 +83,17 @@ import TestSupport
     @Test func concurrentSubmissionsShareACommitAndEachGetsItsOwnRow() async throws {
         try await withTestDatabase { db in
             try await db.withClient { client in
-                let batcher = SubmitBatcher(client: client, logger: self.logger, maxFlights: 1)
+                let batcher = SubmitBatcher(store: JobStore(client: client, logger: self.logger), maxFlights: 1)
                 let count = 200
                 let results = await withTaskGroup(of: (Int, Result<JobRecord, any Error>).self) { group in
                     for i in 0..<count {
                         group.addTask {
-                            let item = SubmitBatcher.Item(
-                                queue: "q\(i % 3)", kind: "noop", args: i == 77 ? "{broken" : #"{"n": \#(i)}"#, priority: Int16(i % 7),
-                                runAt: i % 4 == 0 ? Date(timeIntervalSince1970: 4_000_000_000 + Double(i)) : nil,
-                                maxAttempts: Int32(1 + i % 5), meta: #"{"request_id": "req-\#(i)"}"#)
+                            let item = NewJob(
+                                kind: "noop", args: i == 77 ? "{broken" : #"{"n": \#(i)}"#,
+                                options: JobOptions(
+                                    queue: "q\(i % 3)", priority: Int16(i % 7),
+                                    runAt: i % 4 == 0 ? Date(timeIntervalSince1970: 4_000_000_000 + Double(i)) : nil,
+                                    maxAttempts: Int32(1 + i % 5), meta: ["request_id": "req-\(i)"]))
                             do { return (i, .success(try await batcher.submit(item))) } catch { return (i, .failure(error)) }
                         }
                     }
@@ -129,7 +131,7 @@ import TestSupport
                 await #expect(throws: Boom.self) {
                     try await skipper.withTransaction { connection, enqueue in
                         try await connection.query("INSERT INTO products (name, category, stock, price_cents) VALUES ('x', 'y', 1, 1)", logger: self.logger)
-                        try await enqueue.enqueue(on: connection, kind: "noop")
+                        try await enqueue.enqueue(kind: "noop")
                         throw Boom()
                     }
                 }
@@ -137,7 +139,7 @@ import TestSupport
                 #expect(try await db.scalar("SELECT count(*) FROM products") == "0")
                 try await skipper.withTransaction { connection, enqueue in
                     try await connection.query("INSERT INTO products (name, category, stock, price_cents) VALUES ('x', 'y', 1, 1)", logger: self.logger)
-                    try await enqueue.enqueue(on: connection, kind: "noop")
+                    try await enqueue.enqueue(kind: "noop")
                 }
                 #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "1")
             }

@@ -1,13 +1,16 @@
 import Foundation
 import Logging
 import PostgresNIO
+import ServiceLifecycle
 import Synchronization
 
 /// The enqueue client for any Swift program: insert jobs alone, in bulk, or inside your own transaction.
 ///
 /// Wake-ups are debounced: after inserts commit, at most one `NOTIFY skipper_jobs` per queue per window is sent,
-/// never inside the insert transactions (PostgreSQL serialises the commits of notifying transactions).
-public final class SkipperClient: Sendable {
+/// never inside the insert transactions (PostgreSQL serialises the commits of notifying transactions). The client is
+/// a `Service` whose `run()` sends them: put it in your ServiceGroup after the Postgres client. Without it, runners
+/// still find new jobs at their next poll (`POLL_INTERVAL`, 1 s).
+public final class SkipperClient: Service, Sendable {
     /// Every statement of the queue.
     public let store: JobStore
     private let notifier: WakeupNotifier
@@ -17,7 +20,12 @@ public final class SkipperClient: Sendable {
     public init(postgres: PostgresClient, logger: Logger, notifyWindow: Duration = .milliseconds(3)) {
         self.store = JobStore(client: postgres, logger: logger)
         self.notifier = WakeupNotifier(store: self.store, window: notifyWindow, logger: logger)
-        self.batcher = SubmitBatcher(client: postgres, logger: logger)
+        self.batcher = SubmitBatcher(store: self.store)
+    }
+
+    /// Sends the debounced wake-ups until graceful shutdown, then the last pending ones.
+    public func run() async throws {
+        await self.notifier.run()
     }
 
     /// Enqueues one job with `Encodable` arguments.
@@ -42,9 +50,7 @@ public final class SkipperClient: Sendable {
         if options.uniqueKey != nil {
             submitted = try await self.store.submitUnique(kind: kind, args: argsJSON, options: options)
         } else {
-            let record = try await self.batcher.submit(SubmitBatcher.Item(
-                queue: options.queue, kind: kind, args: argsJSON, priority: options.priority, runAt: options.runAt,
-                maxAttempts: options.maxAttempts, meta: try JobStore.json(options.meta)))
+            let record = try await self.batcher.submit(NewJob(kind: kind, args: argsJSON, options: options))
             submitted = (EnqueuedJob(id: record.id, inserted: true), record)
         }
         if submitted.job.inserted { self.notifier.inserted(queue: options.queue) }
@@ -66,32 +72,31 @@ public final class SkipperClient: Sendable {
         return ids
     }
 
-    /// Enqueues on `connection`, inside the transaction the caller has open there: the job commits or rolls back
-    /// with the caller's rows. Runners see it after the commit, at their next poll, or sooner if the caller then
-    /// calls ``notifyInserted(queues:)``; ``withTransaction(_:)`` does both for you.
-    @discardableResult
-    public func enqueue(
-        on connection: PostgresConnection, kind: String, argsJSON: String = "{}", options: JobOptions = JobOptions()
-    ) async throws -> EnqueuedJob {
-        try await self.store.insert(kind: kind, args: argsJSON, options: options, on: connection)
+    /// An enqueuer bound to `connection`, for a transaction you manage yourself: its jobs commit or roll back with
+    /// your rows. After your COMMIT, call ``notifyInserted(queues:)`` with its ``TransactionEnqueuer/queues`` to wake
+    /// runners at once (else they find the jobs at their next poll); ``withTransaction(_:)`` does all of this for you.
+    public func enqueuer(on connection: PostgresConnection) -> TransactionEnqueuer {
+        TransactionEnqueuer(store: self.store, connection: connection)
     }
 
     /// Runs `body` in a transaction on a pooled connection; after COMMIT, wakes runners of the queues enqueued to.
     public func withTransaction<T: Sendable>(
         _ body: @Sendable (_ connection: PostgresConnection, _ enqueue: TransactionEnqueuer) async throws -> T
     ) async throws -> T {
-        let enqueuer = TransactionEnqueuer(store: self.store)
+        let touched = Mutex<Set<String>>([])
         let result: T
         do {
             result = try await self.store.client.withTransaction(logger: self.store.logger) { connection in
-                try await body(connection, enqueuer)
+                let enqueuer = self.enqueuer(on: connection)
+                defer { touched.withLock { $0.formUnion(enqueuer.queues) } }
+                return try await body(connection, enqueuer)
             }
         } catch let error as PostgresTransactionError {
             // The caller's own error, once rolled back, is more useful than postgres-nio's wrapper.
             if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
             throw error
         }
-        for queue in enqueuer.queues { self.notifier.inserted(queue: queue) }
+        for queue in touched.withLock({ $0 }) { self.notifier.inserted(queue: queue) }
         return result
     }
 
@@ -110,32 +115,46 @@ public final class SkipperClient: Sendable {
     }
 }
 
-/// Enqueues inside a ``SkipperClient/withTransaction(_:)`` body and remembers the queues to wake after commit.
+/// Enqueues on one connection, inside the transaction open there (``SkipperClient/withTransaction(_:)`` or your
+/// own), and remembers the queues to wake after the commit.
 public final class TransactionEnqueuer: Sendable {
     let store: JobStore
+    /// The connection whose transaction the jobs join.
+    public let connection: PostgresConnection
     private let touched = Mutex<Set<String>>([])
 
-    init(store: JobStore) { self.store = store }
+    init(store: JobStore, connection: PostgresConnection) {
+        self.store = store
+        self.connection = connection
+    }
 
-    var queues: Set<String> { self.touched.withLock { $0 } }
+    /// The queues jobs were inserted into, to wake after the commit.
+    public var queues: Set<String> { self.touched.withLock { $0 } }
 
-    /// Enqueues on the transaction's connection.
+    /// Enqueues one job with `Encodable` arguments in the transaction.
     @discardableResult
-    public func enqueue(
-        on connection: PostgresConnection, kind: String, argsJSON: String = "{}", options: JobOptions = JobOptions()
-    ) async throws -> EnqueuedJob {
-        let job = try await self.store.insert(kind: kind, args: argsJSON, options: options, on: connection)
+    public func enqueue<Args: Encodable>(kind: String, args: Args, options: JobOptions = JobOptions()) async throws -> EnqueuedJob {
+        try await self.enqueue(kind: kind, argsJSON: try SkipperClient.encode(args), options: options)
+    }
+
+    /// Enqueues one job with arguments given as JSON text in the transaction. With a unique key that a QUEUED job
+    /// already has, returns that job (`inserted` false).
+    @discardableResult
+    public func enqueue(kind: String, argsJSON: String = "{}", options: JobOptions = JobOptions()) async throws -> EnqueuedJob {
+        let job = try await self.store.insert(kind: kind, args: argsJSON, options: options, on: self.connection)
         if job.inserted { _ = self.touched.withLock { $0.insert(options.queue) } }
         return job
     }
 }
 
-/// Sends at most one wake-up per queue per window, after the inserts that asked for it.
+/// Sends at most one wake-up per queue per window, after the inserts that asked for it: a loop of the client's
+/// service, so nothing runs detached.
 final class WakeupNotifier: Sendable {
     let store: JobStore
     let window: Duration
     let logger: Logger
-    private let pending = Mutex<(queues: Set<String>, scheduled: Bool)>(([], false))
+    private let pending = Mutex<Set<String>>([])
+    private let wake = WakeSignal()
 
     init(store: JobStore, window: Duration, logger: Logger) {
         self.store = store
@@ -144,24 +163,34 @@ final class WakeupNotifier: Sendable {
     }
 
     func inserted(queue: String) {
-        let schedule = self.pending.withLock { state -> Bool in
-            state.queues.insert(queue)
-            defer { state.scheduled = true }
-            return !state.scheduled
+        let first = self.pending.withLock { $0.insert(queue).inserted && $0.count == 1 }
+        if first { self.wake.signal() }
+    }
+
+    func run() async {
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                await self.wake.wait(timeout: .seconds(60))
+                try? await Task.sleep(for: self.window)
+                await self.send()
+            }
+        } onGracefulShutdown: {
+            self.wake.signal()
         }
-        guard schedule else { return }
-        Task {
-            try? await Task.sleep(for: self.window)
-            let queues = self.pending.withLock { state -> [String] in
-                defer { state = ([], false) }
-                return Array(state.queues)
-            }
-            do {
-                try await self.store.notifyInserted(queues: queues)
-            } catch {
-                // Runners poll; a lost wake-up delays jobs by at most the poll interval.
-                self.logger.debug("wake-up notification failed", metadata: ["error": "\(describe(error))"])
-            }
+        await self.send()
+    }
+
+    private func send() async {
+        let queues = self.pending.withLock { pending -> [String] in
+            defer { pending.removeAll() }
+            return Array(pending)
+        }
+        guard !queues.isEmpty else { return }
+        do {
+            try await self.store.notifyInserted(queues: queues)
+        } catch {
+            // Runners poll; a lost wake-up delays jobs by at most the poll interval.
+            self.logger.debug("wake-up notification failed", metadata: ["error": "\(describe(error))"])
         }
     }
 }

@@ -17,16 +17,6 @@ import Synchronization
 /// alone, so each caller gets its own outcome. A caller whose task is cancelled (the API's deadline) returns at once with
 /// `CancellationError`; if its row was not yet sent, it is never written.
 final class SubmitBatcher: Sendable {
-    struct Item: Sendable {
-        var queue: String
-        var kind: String
-        var args: String
-        var priority: Int16
-        var runAt: Date?
-        var maxAttempts: Int32
-        var meta: String
-    }
-
     private typealias Waiter = CheckedContinuation<JobRecord, any Error>
 
     private struct Waiting {
@@ -38,7 +28,7 @@ final class SubmitBatcher: Sendable {
     private struct State {
         var nextToken: UInt64 = 0
         /// Submissions not yet taken by a flight, oldest first.
-        var queued: [(token: UInt64, item: Item)] = []
+        var queued: [(token: UInt64, job: NewJob)] = []
         /// Everyone still waiting for an outcome, queued or in flight.
         var waiting: [UInt64: Waiting] = [:]
         var flights = 0
@@ -47,20 +37,18 @@ final class SubmitBatcher: Sendable {
         var nextBatch: UInt64 = 0
     }
 
-    private let client: PostgresClient
-    private let logger: Logger
+    private let store: JobStore
     private let maxFlights: Int
     private let maxBatch: Int
     private let state = Mutex(State())
 
-    init(client: PostgresClient, logger: Logger, maxFlights: Int = 2, maxBatch: Int = 500) {
-        self.client = client
-        self.logger = logger
+    init(store: JobStore, maxFlights: Int = 2, maxBatch: Int = 500) {
+        self.store = store
         self.maxFlights = maxFlights
         self.maxBatch = maxBatch
     }
 
-    func submit(_ item: Item) async throws -> JobRecord {
+    func submit(_ job: NewJob) async throws -> JobRecord {
         let token = self.state.withLock { state in
             state.nextToken += 1
             return state.nextToken
@@ -71,7 +59,7 @@ final class SubmitBatcher: Sendable {
                 let (registered, startFlight) = self.state.withLock { state -> (Bool, Bool) in
                     if Task.isCancelled { return (false, false) }
                     state.waiting[token] = Waiting(waiter: waiter)
-                    state.queued.append((token, item))
+                    state.queued.append((token, job))
                     guard state.flights < self.maxFlights else { return (true, false) }
                     state.flights += 1
                     return (true, true)
@@ -98,7 +86,7 @@ final class SubmitBatcher: Sendable {
     /// One flight: writes what is queued, batch after batch, until nothing is.
     private func fly() async {
         while true {
-            let batch = self.state.withLock { state -> [(token: UInt64, item: Item)] in
+            let batch = self.state.withLock { state -> [(token: UInt64, job: NewJob)] in
                 let taken = Array(state.queued.prefix(self.maxBatch))
                 state.queued.removeFirst(taken.count)
                 if taken.isEmpty { state.flights -= 1 }
@@ -109,9 +97,9 @@ final class SubmitBatcher: Sendable {
         }
     }
 
-    private func write(_ batch: [(token: UInt64, item: Item)]) async {
-        let items = batch.map(\.item)
-        let work = Task { try await self.insert(items) }
+    private func write(_ batch: [(token: UInt64, job: NewJob)]) async {
+        let items = batch.map(\.job)
+        let work = Task { try await self.store.insertReturning(items) }
         let number = self.state.withLock { state -> UInt64? in
             state.nextBatch += 1
             var callers = 0
@@ -147,86 +135,4 @@ final class SubmitBatcher: Sendable {
     private func resume(_ token: UInt64, with result: Result<JobRecord, any Error>) {
         self.state.withLock { $0.waiting.removeValue(forKey: token) }?.waiter.resume(with: result)
     }
-
-    /// The records of `items`, in the order given.
-    private func insert(_ items: [Item]) async throws -> [JobRecord] {
-        if items.count == 1 {
-            for try await record in try await self.client.execute(SubmitStatement(item: items[0]), logger: self.logger) { return [record] }
-            throw QueueError.contention("the insert returned no row")
-        }
-        var records: [JobRecord] = []
-        records.reserveCapacity(items.count)
-        for try await record in try await self.client.execute(SubmitManyStatement(items), logger: self.logger) {
-            records.append(record)
-        }
-        guard records.count == items.count else {
-            throw QueueError.contention("the insert returned \(records.count) rows for \(items.count) jobs")
-        }
-        // Identity values are drawn in the order of the INSERT's SELECT … ORDER BY, so sorted ids follow the items.
-        records.sort { $0.id < $1.id }
-        return records
-    }
-}
-
-/// One submission: the bare INSERT … RETURNING, prepared once per connection.
-struct SubmitStatement: PostgresPreparedStatement {
-    static let sql = """
-        INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta)
-        VALUES ($1, $2, $3::jsonb, $4, coalesce($5, now()), $6, $7::jsonb)
-        RETURNING \(JobRecord.insertedColumns)
-        """
-    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int2, .timestamptz, .int4, .text]
-    typealias Row = JobRecord
-
-    let item: SubmitBatcher.Item
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 7)
-        bindings.append(self.item.queue)
-        bindings.append(self.item.kind)
-        bindings.append(self.item.args)
-        bindings.append(self.item.priority)
-        if let runAt = self.item.runAt { bindings.append(runAt) } else { bindings.appendNull() }
-        bindings.append(self.item.maxAttempts)
-        bindings.append(self.item.meta)
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> JobRecord { try JobRecord(row: row) }
-}
-
-/// Many submissions in one statement: arrays bound as parameters, unnested in order, prepared once per connection.
-struct SubmitManyStatement: PostgresPreparedStatement {
-    static let sql = """
-        INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta)
-        SELECT q, k, a::jsonb, p, CASE WHEN has_r THEN r ELSE now() END, m, e::jsonb
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::bool[], $6::timestamptz[], $7::int4[], $8::text[])
-             WITH ORDINALITY AS t(q, k, a, p, has_r, r, m, e, n)
-        ORDER BY n
-        RETURNING \(JobRecord.insertedColumns)
-        """
-    static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .textArray, .int2Array, .boolArray, .timestamptzArray, .int4Array, .textArray]
-    typealias Row = JobRecord
-
-    let items: [SubmitBatcher.Item]
-
-    init(_ items: [SubmitBatcher.Item]) {
-        self.items = items
-    }
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 8)
-        bindings.append(self.items.map(\.queue))
-        bindings.append(self.items.map(\.kind))
-        bindings.append(self.items.map(\.args))
-        bindings.append(self.items.map(\.priority))
-        bindings.append(self.items.map { $0.runAt != nil })
-        // Arrays cannot hold NULL here: a row without run_at carries any date and has_r = false.
-        bindings.append(self.items.map { $0.runAt ?? Date(timeIntervalSince1970: 0) })
-        bindings.append(self.items.map(\.maxAttempts))
-        bindings.append(self.items.map(\.meta))
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> JobRecord { try JobRecord(row: row) }
 }

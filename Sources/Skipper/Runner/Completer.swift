@@ -43,7 +43,7 @@ final class Completer: Service, Sendable {
     }
 
     private func loop() async {
-        var failures = 0
+        var backoff = Backoff(base: .milliseconds(100))
         while !Task.isCancelled {
             // Jobs of one claimed batch finish within a moment of each other: a short linger writes them together.
             if self.buffer.withLock({ !$0.isEmpty && $0.count < 64 }) { try? await Task.sleep(for: .milliseconds(2)) }
@@ -61,7 +61,7 @@ final class Completer: Service, Sendable {
             }
             do {
                 let applied = try await self.store.finish(batch, runnerID: self.runnerID)
-                failures = 0
+                backoff.reset()
                 if applied.count < batch.count {
                     for item in batch where !applied.contains(item.id) {
                         self.logger.warning(
@@ -70,12 +70,11 @@ final class Completer: Service, Sendable {
                     }
                 }
             } catch {
-                failures += 1
                 self.buffer.withLock { buffer in
                     buffer.insert(contentsOf: batch, at: 0)
                     self.writing.withLock { $0 = [] }
                 }
-                let delay = Duration.milliseconds(min(50 * (1 << min(failures, 7)), 5000))
+                let delay = backoff.next()
                 self.logger.warning(
                     "writing finished jobs failed; retrying",
                     metadata: ["error": "\(describe(error))", "jobs": "\(batch.count)", "retry.in": "\(delay)"])

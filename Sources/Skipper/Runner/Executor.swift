@@ -67,7 +67,7 @@ final class Executor: Service, Sendable {
     // MARK: - Claiming
 
     private func claimLoop() async {
-        var failures = 0
+        var backoff = Backoff(base: .milliseconds(200))
         var lastClaim = ContinuousClock.now
         // Under load, claiming whenever a single slot frees makes many one-job claims, each a commit. Wait a moment
         // for half a batch of free slots instead; an idle runner, or one that has waited long enough, claims at once.
@@ -94,10 +94,9 @@ final class Executor: Service, Sendable {
             do {
                 lastClaim = .now
                 jobs = try await self.store.claim(queues: self.config.queues, runnerID: self.runnerID, limit: limit)
-                failures = 0
+                backoff.reset()
             } catch {
-                failures += 1
-                let delay = Duration.milliseconds(min(100 * (1 << min(failures, 6)), 5000))
+                let delay = backoff.next()
                 self.logger.warning(
                     "claim failed; retrying", metadata: ["error": "\(describe(error))", "retry.in": "\(delay)"])
                 await self.wake.wait(timeout: delay)
@@ -241,15 +240,4 @@ final class Executor: Service, Sendable {
             }
         }
     }
-}
-
-/// A readable error message: the server's own message for PostgreSQL errors (PSQLError hides it by default).
-func describe(_ error: any Error) -> String {
-    if let error = error as? PSQLError {
-        if let message = error.serverInfo?[.message] {
-            return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
-        }
-        return "database error: \(error.code)"
-    }
-    return "\(error)"
 }

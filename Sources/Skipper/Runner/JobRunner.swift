@@ -3,27 +3,31 @@ import Logging
 import PostgresNIO
 import ServiceLifecycle
 
-/// A runner: the small services that claim, run, finish, listen, heartbeat and maintain, in the order a
-/// ServiceGroup must hold them (it stops them in reverse: the executor first, the heartbeat last).
+/// A runner, as one `Service`: it runs the small services that claim, run, finish, listen, heartbeat and maintain
+/// in a ServiceGroup of its own, in the order that group must hold them (it stops them in reverse: the executor
+/// first, the heartbeat last). Put it in your ServiceGroup after the Postgres client; graceful shutdown of your
+/// group reaches it, and the process's signals stay yours.
 ///
 /// ```swift
 /// let runner = JobRunner(postgres: postgres, config: config, handlers: [AnyJobHandler(MyHandler())], logger: logger)
-/// let group = ServiceGroup(configuration: .init(services: [postgres] + runner.services, ...))
+/// let group = ServiceGroup(configuration: .init(services: [postgres, runner], gracefulShutdownSignals: [.sigterm], logger: logger))
 /// ```
-public struct JobRunner: Sendable {
+public final class JobRunner: Service, Sendable {
     /// This process's id in `skipper.runners` and `skipper.jobs.runner_id`: host, pid and a random suffix.
     public let id: String
-    /// The services, in ServiceGroup order (after the Postgres client).
-    public let services: [any Service]
+    /// The runner's own services, in ServiceGroup order.
+    let services: [any Service]
+    let logger: Logger
 
     /// Wires a runner for `handlers`; two handlers of one kind are a programming error.
     public init(postgres: PostgresClient, config: RunnerConfig, handlers: [AnyJobHandler], logger: Logger) {
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        self.id = "\(host)-\(pid)-\(suffix)"
+        let id = "\(host)-\(pid)-\(suffix)"
+        self.id = id
         var logger = logger
-        logger[metadataKey: "runner.id"] = "\(self.id)"
+        logger[metadataKey: "runner.id"] = "\(id)"
         var byKind: [String: AnyJobHandler] = [:]
         for handler in handlers {
             precondition(byKind[handler.kind] == nil, "two handlers for kind \(handler.kind)")
@@ -32,19 +36,19 @@ public struct JobRunner: Sendable {
         let store = JobStore(client: postgres, logger: logger)
         let gate = StartGate()
         let board = ProgressBoard()
-        let completer = Completer(store: store, runnerID: self.id, logger: logger)
+        let completer = Completer(store: store, runnerID: id, logger: logger)
         let executor = Executor(
-            store: store, handlers: byKind, config: config, runnerID: self.id, logger: logger, completer: completer,
+            store: store, handlers: byKind, config: config, runnerID: id, logger: logger, completer: completer,
             board: board, gate: gate)
         let sweeper = CancelSweeper(store: store, executor: executor, interval: config.cancelSweep, logger: logger)
         let record = RunnerRecord(
-            id: self.id, host: host, pid: pid, queues: config.queues, kinds: byKind.keys.sorted(),
+            id: id, host: host, pid: pid, queues: config.queues, kinds: byKind.keys.sorted(),
             concurrency: Int32(config.workers))
+        self.logger = logger
         var services: [any Service] = [
-            SignalGuard(logger: logger),
             Heartbeat(store: store, record: record, interval: config.heartbeatInterval, gate: gate, logger: logger),
             completer,
-            ProgressFlusher(store: store, board: board, runnerID: self.id, interval: config.progressInterval, logger: logger),
+            ProgressFlusher(store: store, board: board, runnerID: id, interval: config.progressInterval, logger: logger),
             Maintenance(store: store, config: config, executor: executor, logger: logger),
             sweeper,
         ]
@@ -54,5 +58,11 @@ public struct JobRunner: Sendable {
         }
         services.append(executor)
         self.services = services
+    }
+
+    /// Runs the runner's services until graceful shutdown of the enclosing group (or an error) ends them.
+    public func run() async throws {
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: self.services, logger: self.logger))
+        try await group.run()
     }
 }

@@ -26,6 +26,9 @@ public struct RunnerConfig: Sendable {
     public var maintenanceInterval: Duration = .seconds(5)
     /// `PROGRESS_INTERVAL`: the most often one job's progress is written. Default 500 ms.
     public var progressInterval: Duration = .milliseconds(500)
+    /// `BATCH_SIZE`: transactions per slice of the shop's settlement job, unless its arguments say otherwise.
+    /// Default 10,000; 100 to 1,000,000.
+    public var batchSize = 10_000
 
     /// The heartbeat period: a third of `RESCUE_AFTER`, at most 5 s, so two missed beats never rescue a live runner.
     public var heartbeatInterval: Duration { min(self.rescueAfter / 3, .seconds(5)) }
@@ -55,24 +58,11 @@ public struct RunnerConfig: Sendable {
             self.maintenanceInterval = min(self.maintenanceInterval, self.heartbeatInterval)
         }
         if let v = env["PROGRESS_INTERVAL"] { self.progressInterval = try ConfigError.duration(v, name: "PROGRESS_INTERVAL") }
-    }
-}
-
-extension ConfigError {
-    /// `500ms`, `30s`, `5m`, `2h`, `7d`, or a bare number of seconds.
-    static func duration(_ value: String, name: String, allowZero: Bool = false) throws(ConfigError) -> Duration {
-        let text = value.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
-        var number = text
-        var scale = 1.0
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            number = String(text.dropLast(suffix.count))
-            scale = factor
-            break
+        if let v = env["BATCH_SIZE"] {
+            self.batchSize = try ConfigError.positiveInt(v, name: "BATCH_SIZE")
+            guard (100...1_000_000).contains(self.batchSize) else {
+                throw ConfigError(name: "BATCH_SIZE", message: "must be between 100 and 1000000, not '\(v)'")
+            }
         }
-        guard let amount = Double(number), amount.isFinite, amount > 0 || (allowZero && amount == 0) else {
-            throw ConfigError(name: name, message: "must be a duration like 500ms, 30s, 5m or 7d, not '\(value)'")
-        }
-        return .milliseconds(Int64(amount * scale * 1000))
     }
 }

@@ -61,7 +61,7 @@ extension JobStore {
             try binds.append(value)
             conditions.append(sql.replacingOccurrences(of: "?", with: "$\(binds.count)"))
         }
-        if let status = filter.status { try bind("j.status = ?", status.rawValue) }
+        if let status = filter.status { try bind("j.status = ?", status) }
         if let kind = filter.kind { try bind("j.kind = ?", kind) }
         if let queue = filter.queue { try bind("j.queue = ?", queue) }
         if let after { try bind("j.id < ?", after) }
@@ -138,8 +138,8 @@ extension JobStore {
             """,
             logger: self.logger)
         var depth: [QueueDepth] = []
-        for try await (queue, status, jobs) in rows.decode((String, String, Int64).self) {
-            if let status = JobStatus(rawValue: status) { depth.append(QueueDepth(queue: queue, status: status, jobs: jobs)) }
+        for try await (queue, status, jobs) in rows.decode((String, JobStatus, Int64).self) {
+            depth.append(QueueDepth(queue: queue, status: status, jobs: jobs))
         }
         return depth
     }

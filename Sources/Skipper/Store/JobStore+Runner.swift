@@ -201,7 +201,7 @@ extension JobStore {
                         \(items.map(\.total))::int8[]) AS f(id, attempt, processed, total)
             WHERE j.id = f.id AND j.attempt = f.attempt AND j.status = 'RUNNING' AND j.runner_id = \(runnerID)
             RETURNING j.id)
-            SELECT pg_notify('skipper_events', u.id::text) FROM u
+            SELECT pg_notify(\(Channel.events), u.id::text) FROM u
             """,
             logger: self.logger)
     }
@@ -243,7 +243,7 @@ extension JobStore {
                 unsafeSQL: """
                     WITH u AS (\(query.sql))
                     SELECT u.id FROM u
-                    LEFT JOIN LATERAL (SELECT pg_notify('\(JobStore.eventsChannel)', u.id::text) WHERE u.watched) n ON true
+                    LEFT JOIN LATERAL (SELECT pg_notify('\(Channel.events)', u.id::text) WHERE u.watched) n ON true
                     """,
                 binds: query.binds))
     }

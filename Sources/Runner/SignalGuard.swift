@@ -4,7 +4,8 @@ import ServiceLifecycle
 import UnixSignals
 
 /// The first SIGTERM/SIGINT starts a graceful shutdown (the ServiceGroup's); a second one stops the process at
-/// once. Jobs it held are rescued by another runner after RESCUE_AFTER.
+/// once. Jobs it held are rescued by another runner after RESCUE_AFTER. Listed right after the Postgres client, so
+/// it is the last service told to stop and keeps listening while the runner drains.
 struct SignalGuard: Service {
     let logger: Logger
 

@@ -1,0 +1,16 @@
+import PostgresNIO
+
+/// A readable error message: the server's own message for PostgreSQL errors (PSQLError hides it by default).
+public func describe(_ error: any Error) -> String {
+    if let error = error as? PostgresTransactionError {
+        // What failed inside the transaction, or its BEGIN/COMMIT/ROLLBACK.
+        if let inner = error.closureError ?? error.beginError ?? error.commitError { return describe(inner) }
+    }
+    if let error = error as? PSQLError {
+        if let message = error.serverInfo?[.message] {
+            return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
+        }
+        return "database error: \(error.code)"
+    }
+    return "\(error)"
+}
