@@ -9,7 +9,8 @@ import Skipper
 /// Builds the API; `main` and the tests share it.
 func buildApplication(config: SkipperConfig, logger: Logger) async throws -> some ApplicationProtocol {
     let postgres = PostgresClient(
-        configuration: config.database.clientConfiguration(maxConnections: config.poolSize, applicationName: "skipper-api"),
+        configuration: config.database.clientConfiguration(
+            maxConnections: config.poolSize, applicationName: "skipper-api", statementTimeout: config.databaseTimeout),
         backgroundLogger: logger
     )
     let api = buildRouter(config: config, postgres: postgres, logger: logger)
@@ -41,9 +42,9 @@ func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger
     let database = Database(
         postgres: postgres, client: SkipperClient(postgres: postgres, logger: logger),
         deadline: .nanoseconds(Int64(config.databaseTimeout / .nanoseconds(1))))
-    let events = EventHub(postgres: postgres, logger: logger)
+    let events = EventHub(postgres: postgres, maxStreams: config.maxEventStreams, logger: logger)
     let arguments = ArgumentCheck(handlers: Dictionary(uniqueKeysWithValues: (BuiltIn.handlers + Shop.handlers()).map { ($0.kind, $0) }))
-    OperationsController(database: database, registry: registry, logger: logger).addRoutes(to: router)
+    OperationsController(database: database, events: events, registry: registry, logger: logger).addRoutes(to: router)
     JobsController(database: database, events: events, arguments: arguments, logger: logger).addRoutes(to: router)
     SettlementController(database: database, arguments: arguments, logger: logger).addRoutes(to: router)
     ShopController(database: database, orders: OrderStore(skipper: database.client, logger: logger), logger: logger)

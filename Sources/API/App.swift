@@ -17,7 +17,9 @@ struct App {
         logger.logLevel = config.logLevel
         if config.apiTokens.isEmpty {
             logger.warning(
-                "API_TOKENS is unset: no authentication, so the server binds loopback only",
+                config.authenticationDisabled
+                    ? "API_AUTH=none: no authentication here; whatever is in front of the API must authenticate"
+                    : "API_TOKENS is unset: no authentication, so the server serves loopback only",
                 metadata: ["http.host": "\(config.host)"])
         }
         let app = try await buildApplication(config: config, logger: logger)

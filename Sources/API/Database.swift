@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import PostgresNIO
 import Skipper
+import Synchronization
 import _ConnectionPoolModule
 
 /// Runs the API's database work with a deadline: when PostgreSQL is down or unreachable the client gets
@@ -16,17 +17,29 @@ struct Database: Sendable {
     var store: JobStore { self.client.store }
 
     /// Runs `body` with this database (its pool, store and client) under the deadline.
+    ///
+    /// At the deadline the request answers 503 at once, without waiting for the statement: cancelling a Swift task
+    /// does not stop a statement PostgreSQL is running (a lock wait, say), so the caller is resumed by the timer and
+    /// the work finishes in the background, ended on the server by `statement_timeout` (the API's connections are
+    /// opened with it set to `DB_TIMEOUT`), after which its connection goes back to the pool healthy.
     func run<T: Sendable>(_ body: @escaping @Sendable (Database) async throws -> T) async throws -> T {
         do {
-            // The work runs in a task that a timer on an event loop cancels at the deadline: one task and one cheap
-            // NIO timer per call, where a task group racing a sleeping task costs three tasks and a dispatch timer.
-            let work = Task { try await body(self) }
-            let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: self.deadline) { work.cancel() }
-            defer { timer.cancel() }
+            let race = DeadlineRace<T>()
             return try await withTaskCancellationHandler {
-                try await work.value
+                try await withCheckedThrowingContinuation { continuation in
+                    race.start(continuation)
+                    // One task and one cheap NIO timer per call (a task group racing a sleeping task costs three tasks
+                    // and a dispatch timer).
+                    let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: self.deadline) {
+                        race.finish(.failure(CancellationError()))
+                    }
+                    race.track(Task {
+                        defer { timer.cancel() }
+                        do { race.finish(.success(try await body(self))) } catch { race.finish(.failure(error)) }
+                    })
+                }
             } onCancel: {
-                work.cancel()
+                race.finish(.failure(CancellationError()))
             }
         } catch let error as APIError {
             throw error
@@ -54,4 +67,36 @@ struct Database: Sendable {
     /// SQLSTATE classes that mean the server is going away or full: connection exceptions, operator intervention
     /// (shutdown), insufficient resources.
     private static let unavailableStates = ["08", "57", "53"]
+}
+
+/// The caller's continuation, resumed once by whichever comes first: the work's result, the deadline, or the
+/// caller's own cancellation (which also cancel the work).
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, work: Task<Void, Never>?, done: Bool)>((nil, nil, false))
+
+    func start(_ continuation: CheckedContinuation<T, any Error>) {
+        let finished = self.state.withLock { state in
+            if !state.done { state.continuation = continuation }
+            return state.done
+        }
+        // Cancelled before it began.
+        if finished { continuation.resume(throwing: CancellationError()) }
+    }
+
+    func track(_ work: Task<Void, Never>) {
+        let cancelNow = self.state.withLock { state in
+            state.work = work
+            return state.done
+        }
+        if cancelNow { work.cancel() }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (continuation, work) = self.state.withLock { state in
+            defer { state.continuation = nil; state.done = true }
+            return (state.continuation, state.done ? nil : state.work)
+        }
+        if case .failure = result { work?.cancel() }
+        continuation?.resume(with: result)
+    }
 }

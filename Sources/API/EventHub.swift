@@ -9,32 +9,43 @@ import Synchronization
 final class EventHub: Service, Sendable {
     private struct State {
         var followers: [Int64: [UInt64: WakeSignal]] = [:]
+        var streams = 0
         var nextToken: UInt64 = 0
     }
 
     let postgres: PostgresClient
     let logger: Logger
+    /// The most streams this process serves at once (`SSE_MAX_STREAMS`).
+    let maxStreams: Int
     private let state = Mutex(State())
 
-    init(postgres: PostgresClient, logger: Logger) {
+    init(postgres: PostgresClient, maxStreams: Int, logger: Logger) {
         self.postgres = postgres
+        self.maxStreams = maxStreams
         self.logger = logger
     }
 
-    /// Registers a follower of `jobID`; its signal rings on each notification for the job.
-    func follow(_ jobID: Int64) -> (token: UInt64, signal: WakeSignal) {
+    /// Streams served now.
+    var streams: Int { self.state.withLock { $0.streams } }
+
+    /// Registers a follower of `jobID`, whose signal rings on each notification for the job; nil when this process
+    /// already serves `maxStreams` streams.
+    func follow(_ jobID: Int64) -> (token: UInt64, signal: WakeSignal)? {
         let signal = WakeSignal()
-        let token = self.state.withLock { state in
+        let token = self.state.withLock { state -> UInt64? in
+            guard state.streams < self.maxStreams else { return nil }
+            state.streams += 1
             state.nextToken &+= 1
             state.followers[jobID, default: [:]][state.nextToken] = signal
             return state.nextToken
         }
-        return (token, signal)
+        return token.map { ($0, signal) }
     }
 
     func unfollow(_ jobID: Int64, token: UInt64) {
         self.state.withLock { state in
-            state.followers[jobID]?[token] = nil
+            guard state.followers[jobID]?.removeValue(forKey: token) != nil else { return }
+            state.streams -= 1
             if state.followers[jobID]?.isEmpty == true { state.followers[jobID] = nil }
         }
     }

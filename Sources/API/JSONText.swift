@@ -40,7 +40,7 @@ extension JobRecord {
     /// The REST resource as JSON text.
     var json: String {
         var out = "{"
-        out.reserveCapacity(512 + self.args.utf8.count + self.errors.utf8.count + (self.result?.utf8.count ?? 0))
+        out.reserveCapacity(self.jsonBytes)
         out += #""job_id":\#(self.id),"kind":"# + JSONText.quote(self.kind)
         out += #","queue":"# + JSONText.quote(self.queue) + #","status":""# + self.status.rawValue + "\""
         out += #","progress":\#(self.progress),"processed":\#(self.processed),"total":"# + (self.total.map { "\($0)" } ?? "null")

@@ -157,19 +157,28 @@ struct JobsController: Sendable {
         guard let first = try await self.database.run({ database in try await database.store.job(id: id) }) else {
             throw APIError.notFound("job \(id)")
         }
+        // Each stream holds a slot until it ends; beyond the cap, come back later (SSE_MAX_STREAMS).
+        guard let (token, signal) = self.events.follow(id) else {
+            throw APIError(
+                status: .serviceUnavailable, code: "TOO_MANY_STREAMS",
+                message: "this server follows \(self.events.maxStreams) jobs at once already; retry shortly or poll GET /jobs/\(id)",
+                headers: [.retryAfter: "5"])
+        }
         let events = self.events
         let logger = self.logger
         let body = ResponseBody { writer in
-            let (token, signal) = events.follow(id)
             defer { events.unfollow(id, token: token) }
             var last = first
+            // A write waits for the client to take the previous one (backpressure), so a slow reader costs one event
+            // in flight, and it gets the job's state as it is when it reads again, not a backlog of old states.
             try await writer.write(Self.event(last.json))
             var quiet = ContinuousClock.now
             while !last.status.isFinished, !Task.isCancelled {
                 await signal.wait(timeout: .seconds(1))
                 let job: JobRecord?
                 do {
-                    job = try await database.run { database in try await database.store.job(id: id) }
+                    let known = last
+                    job = try await database.run { database in try await database.store.refresh(known) }
                 } catch {
                     logger.debug("event stream could not read the job; trying again", metadata: ["job.id": "\(id)"])
                     continue

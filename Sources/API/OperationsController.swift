@@ -7,6 +7,7 @@ import Skipper
 /// `/health`, `/ready`, `/metrics`, `/openapi.yaml`: what operators and orchestrators ask.
 struct OperationsController: Sendable {
     let database: Database
+    let events: EventHub
     let registry: PrometheusCollectorRegistry
     let logger: Logger
 
@@ -43,6 +44,8 @@ struct OperationsController: Sendable {
         var text: [UInt8] = []
         self.registry.emit(into: &text)
         var output = String(decoding: text, as: UTF8.self)
+        output += "# TYPE skipper_event_streams gauge\n# HELP skipper_event_streams Server-sent event streams open now.\n"
+        output += "skipper_event_streams \(self.events.streams)\n"
         do {
             let depth = try await self.database.run { database in try await database.store.depth() }
             output += "# TYPE skipper_jobs gauge\n"

@@ -24,10 +24,11 @@ public enum BuiltIn {
         public static let kind = "sleep"
         public init() {}
 
+        public func check(_ args: Args) throws {
+            guard (0...86_400_000).contains(args.ms) else { throw ArgumentsError(field: "ms", message: "must be between 0 and 86400000") }
+        }
+
         public func run(_ args: Args, context: JobContext) async throws -> Output? {
-            guard args.ms >= 0, args.ms <= 86_400_000 else {
-                throw JobError.permanent("ms must be between 0 and 86400000")
-            }
             let total = Int64(args.ms)
             context.progress(processed: 0, total: total)
             var slept: Int64 = 0
@@ -51,6 +52,18 @@ public enum BuiltIn {
         }
         public static let kind = "fail"
         public init() {}
+
+        public func check(_ args: Args) throws {
+            if let times = args.times, !(0...1000).contains(times) {
+                throw ArgumentsError(field: "times", message: "must be between 0 and 1000")
+            }
+            if let ms = args.retry_ms, !(0...JobError.maxRetryDelayMilliseconds).contains(Int64(ms)) {
+                throw ArgumentsError(field: "retry_ms", message: "must be between 0 and \(JobError.maxRetryDelayMilliseconds) (30 days)")
+            }
+            if let message = args.message, message.unicodeScalars.count > 10_000 {
+                throw ArgumentsError(field: "message", message: "must be at most 10000 characters")
+            }
+        }
 
         public func run(_ args: Args, context: JobContext) async throws -> NoOutput? {
             let message = args.message ?? "failed on purpose"

@@ -22,17 +22,12 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
         return port
     }
 
-    static func positiveInt(_ value: String, name: String) throws(ConfigError) -> Int {
-        guard let number = Int(value.trimmingCharacters(in: .whitespaces)), number > 0 else {
-            throw ConfigError(name: name, message: "must be a positive whole number, not '\(value)'")
-        }
-        return number
-    }
 }
 
 extension ConfigError {
-    /// `500ms`, `30s`, `5m`, `2h`, `7d`, or a bare number of seconds.
-    static func duration(_ value: String, name: String, allowZero: Bool = false) throws(ConfigError) -> Duration {
+    /// `500ms`, `30s`, `5m`, `2h`, `7d`, or a bare number of seconds, within `range`: a value outside it (1e300
+    /// seconds, or one that rounds to 0 ms and would make a loop spin) is an error naming the variable.
+    static func duration(_ value: String, name: String, in range: ClosedRange<Duration>) throws(ConfigError) -> Duration {
         let text = value.trimmingCharacters(in: .whitespaces).lowercased()
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         var number = text
@@ -42,9 +37,31 @@ extension ConfigError {
             scale = factor
             break
         }
-        guard let amount = Double(number), amount.isFinite, amount > 0 || (allowZero && amount == 0) else {
-            throw ConfigError(name: name, message: "must be a duration like 500ms, 30s, 5m or 7d, not '\(value)'")
+        let allowed = "from \(Self.describe(range.lowerBound)) to \(Self.describe(range.upperBound))"
+        guard let amount = Double(number), amount.isFinite, amount >= 0 else {
+            throw ConfigError(name: name, message: "must be a duration like 500ms, 30s, 5m or 7d (\(allowed)), not '\(value)'")
         }
-        return .milliseconds(Int64(amount * scale * 1000))
+        // Compared as whole milliseconds in floating point first, so a huge value cannot trap on conversion.
+        let ms = (amount * scale * 1000).rounded()
+        guard ms >= Double(range.lowerBound.milliseconds), ms <= Double(range.upperBound.milliseconds) else {
+            throw ConfigError(name: name, message: "must be \(allowed), not '\(value)'")
+        }
+        return .milliseconds(Int64(ms))
+    }
+
+    /// A whole number within `range`.
+    static func integer(_ value: String, name: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard let number = Int(value.trimmingCharacters(in: .whitespaces)), range.contains(number) else {
+            throw ConfigError(name: name, message: "must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(value)'")
+        }
+        return number
+    }
+
+    private static func describe(_ duration: Duration) -> String {
+        let ms = duration.milliseconds
+        for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] where ms >= size && ms % size == 0 {
+            return "\(ms / size)\(unit)"
+        }
+        return "\(ms)ms"
     }
 }

@@ -104,8 +104,12 @@ public struct DatabaseConfig: Sendable, Equatable {
         return components.string ?? "postgres://\(self.host):\(self.port)/\(self.database)"
     }
 
-    /// postgres-nio's client configuration for this database.
-    public func clientConfiguration(maxConnections: Int = 20, applicationName: String) -> PostgresClient.Configuration {
+    /// postgres-nio's client configuration for this database. With `statementTimeout`, every connection is opened
+    /// with `statement_timeout` (and `idle_in_transaction_session_timeout` at twice it), so the server itself ends a
+    /// statement its client stopped waiting for (the API's `DB_TIMEOUT`).
+    public func clientConfiguration(
+        maxConnections: Int = 20, applicationName: String, statementTimeout: Duration? = nil
+    ) -> PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS
         switch self.tls {
         case .disable: tls = .disable
@@ -124,6 +128,13 @@ public struct DatabaseConfig: Sendable, Equatable {
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = .seconds(5)
         configuration.options.additionalStartupParameters = [("application_name", applicationName)]
+        if let statementTimeout {
+            // Startup parameters are settings of the session, as `SET` would make them, without a round trip.
+            let ms = max(1, statementTimeout.milliseconds)
+            configuration.options.additionalStartupParameters += [
+                ("statement_timeout", "\(ms)"), ("idle_in_transaction_session_timeout", "\(2 * ms)"),
+            ]
+        }
         return configuration
     }
 

@@ -44,7 +44,10 @@ public struct NoOutput: Codable, Sendable {}
 
 /// Errors a handler throws to steer what happens to the job.
 public enum JobError: Error, CustomStringConvertible {
-    /// Fail this attempt and retry after `delay` (while attempts remain).
+    /// The longest retry delay: 30 days. A longer one is shortened to it.
+    public static let maxRetryDelayMilliseconds: Int64 = 30 * 86_400_000
+
+    /// Fail this attempt and retry after `delay` (while attempts remain; at most 30 days).
     case retry(after: Duration, message: String)
     /// Fail the job now, with no retry: the input can never work.
     case permanent(String)
@@ -73,7 +76,9 @@ public struct AnyJobHandler: Sendable {
     public init<H: JobHandler>(_ handler: H) {
         self.kind = H.kind
         self.execute = { json, context in
+            // The same checks as at submit time: a row inserted with SQL gets them too.
             let args = try ArgumentsError.decode(H.Args.self, from: json)
+            try handler.check(args)
             guard let output = try await handler.run(args, context: context) else { return nil }
             if output is NoOutput { return nil }
             return String(decoding: try JSONEncoder().encode(output), as: UTF8.self)

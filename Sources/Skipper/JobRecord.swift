@@ -67,6 +67,11 @@ public struct JobRecord: Sendable, Equatable {
         self.hasArtifact = try cell(19, Bool.self)
     }
 
+    /// Roughly how many bytes the job's JSON takes: its jsonb columns and a fixed part for the rest.
+    public var jsonBytes: Int {
+        512 + self.args.utf8.count + self.errors.utf8.count + (self.result?.utf8.count ?? 0) + self.meta.utf8.count
+    }
+
     /// Percent done: from processed/total when the job reports them, 100 once COMPLETED, else 0.
     public var progress: Double {
         if let total, total > 0 { return min(100, (1000 * Double(self.processed) / Double(total)).rounded() / 10) }

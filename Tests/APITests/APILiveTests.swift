@@ -106,6 +106,38 @@ import TestSupport
             #expect((try? await httpStatus("http://127.0.0.1:\(port)/health")) == nil, "no longer accepting")
         }
     }
+
+    /// A statement already sent is bounded too: with skipper.jobs locked by another session, requests answer 503
+    /// within DB_TIMEOUT (plus a margin for this loaded machine), not when the lock goes, and once it goes the pool's
+    /// connections (freed by the server's statement_timeout) serve again.
+    @Test func aLockedTableAnswers503WithinTheDeadlineAndThePoolRecovers() async throws {
+        try await withAPI(databaseTimeout: .seconds(1)) { db, client in
+            let id = try #require(try await db.scalar("INSERT INTO skipper.jobs (kind) VALUES ('noop') RETURNING id"))
+            let locker = Task {
+                try await db.withClient(maxConnections: 1) { postgres in
+                    try await postgres.withTransaction(logger: Logger(label: "test")) { connection in
+                        try await connection.query("LOCK TABLE skipper.jobs IN ACCESS EXCLUSIVE MODE", logger: Logger(label: "test"))
+                        try await Task.sleep(for: .seconds(6))
+                    }
+                }
+            }
+            #expect(try await eventually(timeout: .seconds(10)) {
+                try await db.scalar("SELECT count(*) FROM pg_locks WHERE relation = 'skipper.jobs'::regclass AND mode = 'AccessExclusiveLock' AND granted") == "1"
+            })
+            for uri in ["/jobs/\(id)", "/jobs?status=QUEUED", "/jobs/\(id)"] {
+                let start = ContinuousClock.now
+                let response = try await client.send(.get, uri)
+                let elapsed = ContinuousClock.now - start
+                #expect(response.status == .serviceUnavailable && response.errorCode == "DATABASE_UNAVAILABLE", "\(response.text)")
+                #expect(elapsed < .milliseconds(2500), "answered after \(elapsed)")
+            }
+            try await locker.value
+            #expect(try await eventually(timeout: .seconds(10)) { try await client.send(.get, "/jobs/\(id)").status == .ok })
+            for _ in 0..<10 {
+                #expect(try await client.send(.get, "/jobs/\(id)").status == .ok)
+            }
+        }
+    }
 }
 
 /// The status of a GET, or nil when nothing answers within 2 s.
@@ -114,4 +146,12 @@ func httpStatus(_ url: String) async throws -> Int? {
     request.timeoutInterval = 2
     guard let (_, response) = try? await URLSession.shared.data(for: request) else { return nil }
     return (response as? HTTPURLResponse)?.statusCode
+}
+
+/// A GET on a connection of its own: the status and the whole body (an event stream is read to its end).
+func httpGet(_ url: String, timeout: TimeInterval = 60) async throws -> (status: Int, text: String) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.timeoutInterval = timeout
+    let (data, response) = try await URLSession.shared.data(for: request)
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
 }

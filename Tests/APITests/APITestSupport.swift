@@ -12,7 +12,8 @@ import TestSupport
 
 /// Runs `body` against a live skipper-api server (real HTTP on 127.0.0.1) on a fresh migrated database.
 func withAPI(
-    tokens: [String] = [], kinds: [String] = ["noop", "sleep", "fail"],
+    tokens: [String] = [], kinds: [String] = ["noop", "sleep", "fail"], databaseTimeout: Duration = .seconds(15),
+    configure: (inout SkipperConfig) -> Void = { _ in },
     _ body: @Sendable (TestDatabase, any TestClientProtocol) async throws -> Void
 ) async throws {
     try await withTestDatabase { db in
@@ -24,7 +25,8 @@ func withAPI(
         config.port = 0
         // Other suites load this 2-core machine heavily; requests here are not about the 503 deadline (the
         // readiness test keeps the default 2 s).
-        config.databaseTimeout = .seconds(15)
+        config.databaseTimeout = databaseTimeout
+        configure(&config)
         let app = try await buildApplication(config: config, logger: Logger(label: "test"))
         try await app.test(.live) { client in try await body(db, client) }
     }

@@ -277,4 +277,52 @@ import TestSupport
             #expect(document.text.hasPrefix("openapi: 3.1.0"))
         }
     }
+
+    /// A page stops at its byte budget and hands out its cursor: 1,000 jobs of megabytes of arguments never make
+    /// one giant response, and following the cursor still reaches every job.
+    @Test func aPageOfHugeJobsStopsAtItsByteBudget() async throws {
+        try await withAPI { db, client in
+            _ = try await db.query(
+                "INSERT INTO skipper.jobs (kind, args) SELECT 'noop', jsonb_build_object('blob', repeat('x', 1500000)) FROM generate_series(1, 7)")
+            var seen = 0
+            var after: String?
+            var pages = 0
+            repeat {
+                let page = try await client.send(.get, "/jobs?limit=1000" + (after.map { "&after=\($0)" } ?? ""))
+                #expect(page.status == .ok)
+                #expect(page.text.utf8.count < 6 << 20, "a page of \(page.text.utf8.count) bytes")
+                seen += (page.json["jobs"] as? [Any])?.count ?? 0
+                after = page.json["next"] as? String
+                pages += 1
+            } while after != nil && pages < 20
+            #expect(seen == 7)
+            #expect(pages >= 3)
+        }
+    }
+
+    /// Event streams are capped per process: beyond SSE_MAX_STREAMS a follower gets 503 with Retry-After, and a slot
+    /// frees when a stream ends.
+    @Test func eventStreamsAreCapped() async throws {
+        try await withAPI(configure: { $0.maxEventStreams = 2 }) { db, client in
+            let first = try #require(try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": 1}, "run_at": "2099-01-01T00:00:00Z"}"#).int("job_id"))
+            // Each follower on a connection of its own (the test client has one connection).
+            let port = try #require(client.port)
+            let followers = (0..<2).map { _ in Task { try await httpGet("http://127.0.0.1:\(port)/jobs/\(first)/events") } }
+            #expect(try await eventually(timeout: .seconds(10)) {
+                try await client.send(.get, "/metrics").text.contains("skipper_event_streams 2\n")
+            })
+            let refused = try await client.send(.get, "/jobs/\(first)/events")
+            #expect(refused.status == .serviceUnavailable && refused.errorCode == "TOO_MANY_STREAMS", "\(refused.text)")
+            #expect(refused.headers[.retryAfter] == "5")
+            // Cancelling the job ends both streams with its last state.
+            #expect(try await client.send(.post, "/jobs/\(first)/cancel").status == .accepted)
+            for follower in followers {
+                let (status, text) = try await follower.value
+                #expect(status == 200 && text.contains(#""status":"CANCELLED""#) && text.hasSuffix("event: end\ndata: {}\n\n"), "\(text)")
+            }
+            let done = try #require(try await client.send(.post, "/jobs", json: #"{"kind": "noop"}"#).int("job_id"))
+            _ = try await db.query("UPDATE skipper.jobs SET status = 'COMPLETED', finished_at = now() WHERE id = \(done)")
+            #expect(try await client.send(.get, "/jobs/\(done)/events").status == .ok)
+        }
+    }
 }

@@ -27,4 +27,16 @@ import TestSupport
         #expect(try SkipperConfig(environment: ["API_TOKENS": "a, b"]).host == "0.0.0.0")
         #expect(try SkipperConfig(environment: ["API_TOKENS": "a, b"]).apiTokens == ["a", "b"])
     }
+
+    /// An unauthenticated API beyond loopback only when told that something in front authenticates.
+    @Test func anUnauthenticatedAPIRefusesToListenBeyondLoopback() throws {
+        for host in ["0.0.0.0", "::", "10.1.2.3", "api.example.com"] {
+            #expect { try SkipperConfig(environment: ["HOST": host]) } throws: { ($0 as? ConfigError)?.name == "HOST" }
+            #expect(try SkipperConfig(environment: ["HOST": host, "API_AUTH": "none"]).host == host)
+            #expect(try SkipperConfig(environment: ["HOST": host, "API_TOKENS": "t"]).host == host)
+        }
+        for host in ["127.0.0.1", "127.0.0.2", "localhost", "::1"] { #expect(try SkipperConfig(environment: ["HOST": host]).host == host) }
+        #expect { try SkipperConfig(environment: ["API_AUTH": "off"]) } throws: { ($0 as? ConfigError)?.name == "API_AUTH" }
+        #expect { try SkipperConfig(environment: ["DB_TIMEOUT": "1e300"]) } throws: { ($0 as? ConfigError)?.name == "DB_TIMEOUT" }
+    }
 }

@@ -2,7 +2,8 @@ import Foundation
 
 /// How a runner process behaves; every variable read once here, with its default.
 public struct RunnerConfig: Sendable {
-    /// `WORKERS`: jobs run at once by this process. Default 8.
+    /// `WORKERS`: jobs run at once by this process. Default 8; 1 to 10,000. Every bound below is checked when the
+    /// environment is read: a value outside it is a ``ConfigError`` naming the variable, never a trap or a spin.
     public var workers = 8
     /// `QUEUES`: comma-separated queues this runner serves. Default `default`.
     public var queues = ["default"]
@@ -35,34 +36,31 @@ public struct RunnerConfig: Sendable {
 
     /// Defaults, changed by the environment.
     public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) {
-        if let v = env["WORKERS"] { self.workers = try ConfigError.positiveInt(v, name: "WORKERS") }
+        if let v = env["WORKERS"] { self.workers = try ConfigError.integer(v, name: "WORKERS", in: 1...10_000) }
         if let v = env["QUEUES"] {
             let queues = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             guard !queues.isEmpty else { throw ConfigError(name: "QUEUES", message: "must name at least one queue") }
             self.queues = queues
         }
-        if let v = env["CLAIM_BATCH"] { self.claimBatch = try ConfigError.positiveInt(v, name: "CLAIM_BATCH") }
-        if let v = env["POLL_INTERVAL"] { self.pollInterval = try ConfigError.duration(v, name: "POLL_INTERVAL") }
+        if let v = env["CLAIM_BATCH"] { self.claimBatch = try ConfigError.integer(v, name: "CLAIM_BATCH", in: 1...10_000) }
+        if let v = env["POLL_INTERVAL"] { self.pollInterval = try ConfigError.duration(v, name: "POLL_INTERVAL", in: .milliseconds(10) ... .seconds(3600)) }
         if let v = env["POLL_ONLY"] { self.pollOnly = ["1", "true", "yes", "on"].contains(v.lowercased()) }
-        if let v = env["RESCUE_AFTER"] { self.rescueAfter = try ConfigError.duration(v, name: "RESCUE_AFTER") }
-        if let v = env["SHUTDOWN_GRACE"] { self.shutdownGrace = try ConfigError.duration(v, name: "SHUTDOWN_GRACE", allowZero: true) }
-        if let v = env["RETENTION"] { self.retention = try ConfigError.duration(v, name: "RETENTION") }
+        if let v = env["RESCUE_AFTER"] { self.rescueAfter = try ConfigError.duration(v, name: "RESCUE_AFTER", in: .seconds(1) ... .seconds(86_400)) }
+        if let v = env["SHUTDOWN_GRACE"] { self.shutdownGrace = try ConfigError.duration(v, name: "SHUTDOWN_GRACE", in: .zero ... .seconds(86_400)) }
+        if let v = env["RETENTION"] { self.retention = try ConfigError.duration(v, name: "RETENTION", in: .seconds(60) ... .seconds(3650 * 86_400)) }
         if let v = env["CANCEL_SWEEP"] {
-            self.cancelSweep = try ConfigError.duration(v, name: "CANCEL_SWEEP")
+            self.cancelSweep = try ConfigError.duration(v, name: "CANCEL_SWEEP", in: .milliseconds(50) ... .seconds(3600))
         } else if self.pollOnly {
             self.cancelSweep = self.pollInterval
         }
         if let v = env["MAINTENANCE_INTERVAL"] {
-            self.maintenanceInterval = try ConfigError.duration(v, name: "MAINTENANCE_INTERVAL")
+            self.maintenanceInterval = try ConfigError.duration(v, name: "MAINTENANCE_INTERVAL", in: .milliseconds(100) ... .seconds(3600))
         } else {
             self.maintenanceInterval = min(self.maintenanceInterval, self.heartbeatInterval)
         }
-        if let v = env["PROGRESS_INTERVAL"] { self.progressInterval = try ConfigError.duration(v, name: "PROGRESS_INTERVAL") }
+        if let v = env["PROGRESS_INTERVAL"] { self.progressInterval = try ConfigError.duration(v, name: "PROGRESS_INTERVAL", in: .milliseconds(10) ... .seconds(3600)) }
         if let v = env["BATCH_SIZE"] {
-            self.batchSize = try ConfigError.positiveInt(v, name: "BATCH_SIZE")
-            guard (100...1_000_000).contains(self.batchSize) else {
-                throw ConfigError(name: "BATCH_SIZE", message: "must be between 100 and 1000000, not '\(v)'")
-            }
+            self.batchSize = try ConfigError.integer(v, name: "BATCH_SIZE", in: 100...1_000_000)
         }
     }
 }

@@ -53,8 +53,29 @@ extension JobStore {
         return nil
     }
 
-    /// A page of jobs, newest first, older than `after`. Each filter is served by its `(column, id)` index.
-    public func list(_ filter: JobFilter, limit: Int, after: Int64?) async throws -> JobPage {
+    /// The job as it is now, read cheaply from `known`: while its status, attempt and cancel request are the same,
+    /// only its progress is read (its arguments, errors and result cannot have changed); otherwise the whole row.
+    /// Nil when the job is gone.
+    public func refresh(_ known: JobRecord) async throws -> JobRecord? {
+        let rows = try await self.client.query(
+            "SELECT status, attempt, cancel_requested_at, processed, total FROM skipper.jobs WHERE id = \(known.id)",
+            logger: self.logger)
+        for try await (status, attempt, cancelRequestedAt, processed, total) in rows.decode((JobStatus, Int32, Date?, Int64, Int64?).self) {
+            guard status == known.status, attempt == known.attempt, cancelRequestedAt == known.cancelRequestedAt else {
+                return try await self.job(id: known.id)
+            }
+            var job = known
+            job.processed = processed
+            job.total = total
+            return job
+        }
+        return nil
+    }
+
+    /// A page of jobs, newest first, older than `after`. Each filter is served by its `(column, id)` index. The page
+    /// also ends once its jobs hold `byteBudget` bytes of JSON (args, errors, result, meta), with a cursor to the
+    /// rest, so 1,000 jobs of 1 MiB arguments never make one 1 GB response; rows past it are not kept.
+    public func list(_ filter: JobFilter, limit: Int, after: Int64?, byteBudget: Int = 4 << 20) async throws -> JobPage {
         var conditions: [String] = []
         var binds = PostgresBindings()
         func bind(_ sql: String, _ value: some PostgresEncodable & Sendable) throws {
@@ -72,9 +93,16 @@ extension JobStore {
             unsafeSQL: "SELECT \(JobRecord.columns) FROM skipper.jobs j \(whereClause) ORDER BY j.id DESC LIMIT $\(binds.count)",
             binds: binds)
         var jobs: [JobRecord] = []
-        for try await row in try await self.client.query(query, logger: self.logger) { jobs.append(try JobRecord(row: row)) }
-        guard jobs.count > limit else { return JobPage(jobs: jobs, next: nil) }
-        return JobPage(jobs: Array(jobs.prefix(limit)), next: jobs[limit - 1].id)
+        var bytes = 0
+        for try await row in try await self.client.query(query, logger: self.logger) {
+            let job = try JobRecord(row: row)
+            if jobs.count == limit || (!jobs.isEmpty && bytes + job.jsonBytes > byteBudget) {
+                return JobPage(jobs: jobs, next: jobs.last?.id)
+            }
+            bytes += job.jsonBytes
+            jobs.append(job)
+        }
+        return JobPage(jobs: jobs, next: nil)
     }
 
     /// True when some runner has ever registered `kind` (the durable registry `skipper.kinds`).
