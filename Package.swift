@@ -11,6 +11,8 @@ let package = Package(
         .executable(name: "skipper-runner", targets: ["Runner"]),
         .executable(name: "skipper-migrate", targets: ["Migrate"]),
         .executable(name: "skipper-bench", targets: ["Bench"]),
+        // Tests only: skipper-runner's kinds plus `trace`, which records each execution.
+        .executable(name: "skipper-test-runner", targets: ["TestRunner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
@@ -76,6 +78,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TestSupport"
+        ),
+        .executableTarget(
+            name: "TestRunner",
+            dependencies: ["Skipper", "Shop", .product(name: "PostgresNIO", package: "postgres-nio")],
+            path: "Tests/TestRunner"
         ),
         .testTarget(name: "SkipperTests", dependencies: ["Skipper", "TestSupport"]),
         .testTarget(name: "ShopTests", dependencies: ["Shop", "TestSupport"]),

@@ -43,9 +43,9 @@ struct BenchRun {
                     for loop in 0..<loops {
                         group.addTask {
                             while true {
-                                let claimed = try await store.claim(queues: ["default"], runnerID: "raw-\(loop)", limit: self.batch)
+                                let claimed = try await store.claim(queues: ["default"], kinds: ["noop"], runnerID: "raw-\(loop)", limit: self.batch)
                                 if claimed.isEmpty { return }
-                                _ = try await store.finish(claimed.map { Finished(id: $0.id, attempt: $0.attempt, outcome: .completed(result: nil)) }, runnerID: "raw-\(loop)")
+                                _ = try await store.finish(claimed.map { Finished(claim: $0.claim, outcome: .completed(result: nil)) }, runnerID: "raw-\(loop)")
                             }
                         }
                     }

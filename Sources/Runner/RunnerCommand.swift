@@ -29,11 +29,18 @@ struct RunnerCommand {
             configuration: config.database.clientConfiguration(
                 maxConnections: max(config.poolSize, runnerConfig.workers + 6), applicationName: "skipper-runner"),
             backgroundLogger: logger)
+        // The heartbeat's own connections, which handlers never borrow; a heartbeat stuck longer than its interval is
+        // ended by the server, and the next one tries again.
+        let control = PostgresClient(
+            configuration: config.database.clientConfiguration(
+                maxConnections: 2, applicationName: "skipper-runner-control", statementTimeout: runnerConfig.heartbeatInterval),
+            backgroundLogger: logger)
         let runner = JobRunner(
-            postgres: postgres, config: runnerConfig, handlers: BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize),
-            logger: logger)
+            postgres: postgres, control: control, config: runnerConfig,
+            handlers: BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize), logger: logger)
         var group = ServiceGroupConfiguration(
-            services: [postgres, SignalGuard(logger: logger), runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: [postgres, control, SignalGuard(logger: logger), runner], gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
         group.maximumGracefulShutdownDuration = runnerConfig.shutdownGrace + .seconds(15)
         do {
             try await ServiceGroup(configuration: group).run()

@@ -87,14 +87,18 @@ public struct Settlement: JobHandler {
         }
         let start = range.from
         let end = range.to.addingTimeInterval(86_400)  // exclusive
-        let runID = "\(context.jobID)-\(context.attempt)"
+        // One run per claim: the lease token is never reused, so two executions of the job never share staging rows.
+        let runID = "\(context.jobID)-\(context.lease)"
         let logger = context.logger
         let batchSize = Int64(args.batch_size ?? self.defaultBatchSize)
         let parallelism = args.parallelism ?? 2
 
-        // Leftovers of earlier attempts of this job (a crash leaves its staging rows behind).
+        // Leftovers of earlier claims of this job (a crash leaves its staging rows behind). Only claims that no longer
+        // hold the job: this claim holds it now, so an earlier one that still runs somewhere (its runner cut off) is
+        // superseded; it can never publish, and clears its own rows when its publish is refused.
         _ = try await context.withConnection { connection in
-            try await connection.query("DELETE FROM settlement_staging WHERE run_id LIKE \("\(context.jobID)-%")", logger: logger)
+            try await connection.query(
+                "DELETE FROM settlement_staging WHERE run_id LIKE \("\(context.jobID)-%") AND run_id <> \(runID)", logger: logger)
         }
         let total = try await context.withConnection { connection -> Int64 in
             let rows = try await connection.query(
@@ -125,8 +129,11 @@ public struct Settlement: JobHandler {
                     if next < slices.count { addSlice() }
                 }
             }
-            let output = try await context.withConnection { connection in
-                try await Self.publish(runID: runID, jobID: context.jobID, from: start, to: range.to, processed: processed, on: connection, logger: logger)
+            // Published only while this attempt still holds its claim, checked and locked in the publish's transaction:
+            // a superseded attempt gets ClaimLost and publishes nothing.
+            let staged = processed
+            let output = try await context.withFencedTransaction { connection in
+                try await Self.publish(runID: runID, jobID: context.jobID, from: start, to: range.to, processed: staged, on: connection, logger: logger)
             }
             context.progress(processed: processed, total: total)
             return output
@@ -195,52 +202,67 @@ public struct Settlement: JobHandler {
         return 0
     }
 
-    /// Publishes a run in one transaction: replaces the rows of its range with its own, writes the
-    /// CSV artifact in chunks, and clears its staging rows.
+    /// Publishes a run inside the caller's (fenced) transaction: replaces the rows of its range with its own, writes
+    /// the CSV artifact in chunks, and clears its staging rows.
     static func publish(
         runID: String, jobID: Int64, from: Date, to: Date, processed: Int64, on connection: PostgresConnection, logger: Logger
     ) async throws -> Output {
         let fromDay = Self.dayString(from)
         let toDay = Self.dayString(to)
+        // At most one publish per job: an earlier attempt may have published and died before its completion was
+        // written (at-least-once runs it again). Its CSV is written in the same transaction as its rows, so the CSV's
+        // presence means it published; report what it published rather than publish again.
+        let earlier = try await connection.query(
+            """
+            SELECT count(*), coalesce(sum(octet_length(data)), 0)::int8 FROM skipper.job_artifacts
+            WHERE job_id = \(jobID) AND name = \(Self.artifactName)
+            """,
+            logger: logger)
+        for try await (chunks, bytes) in earlier.decode((Int64, Int64).self) where chunks > 0 {
+            try await connection.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
+            let rows = try await connection.query(
+                "SELECT count(*) FROM settlements WHERE unique_run_id LIKE \("\(jobID)-%") AND date BETWEEN \(fromDay)::date AND \(toDay)::date",
+                logger: logger)
+            var settled: Int64 = 0
+            for try await count in rows.decode(Int64.self) { settled = count }
+            logger.info("this job's settlement was published by an earlier attempt; not publishing again")
+            return Output(transactions: processed, settlements: settled, csv_bytes: bytes)
+        }
         // Publishes serialise on an advisory lock, so a run replaces its range's rows wholesale: delete the range,
         // insert the run's rows (a plain INSERT costs PostgreSQL 40 % less than INSERT … ON CONFLICT), and write the
         // CSV, one chunk per day (chunk 0 is the header), from the same aggregate.
-        return try await connection.withTransaction(logger: logger) { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.publishLock))", logger: logger)
-            try await connection.query(
-                "DELETE FROM skipper.job_artifacts WHERE job_id = \(jobID) AND name = \(Self.artifactName)", logger: logger)
-            try await connection.query(
-                "DELETE FROM settlements WHERE date BETWEEN \(fromDay)::date AND \(toDay)::date", logger: logger)
-            let rows = try await connection.query(
-                """
-                WITH agg AS (
-                  SELECT merchant_id, date, sum(gross_cents)::int8 AS gross, sum(fee_cents)::int8 AS fee, sum(txn_count)::int8 AS n
-                  FROM settlement_staging WHERE run_id = \(runID)
-                  GROUP BY merchant_id, date),
-                inserted AS (
-                  INSERT INTO settlements (merchant_id, date, gross_cents, fee_cents, net_cents, txn_count, generated_at, unique_run_id)
-                  SELECT merchant_id, date, gross, fee, gross - fee, n, now(), \(runID) FROM agg
-                  RETURNING 1),
-                csv AS (
-                  INSERT INTO skipper.job_artifacts (job_id, name, content_type, seq, data)
-                  SELECT \(jobID), \(Self.artifactName), 'text/csv', 0, convert_to(\(Self.csvHeader + "\n"), 'UTF8')
-                  UNION ALL
-                  SELECT \(jobID), \(Self.artifactName), 'text/csv', 1 + (date - \(fromDay)::date),
-                         convert_to(string_agg(concat_ws(',', merchant_id, to_char(date, 'YYYY-MM-DD'), gross, fee, gross - fee, n)
-                                               || E'\\n', '' ORDER BY merchant_id), 'UTF8')
-                  FROM agg GROUP BY date
-                  RETURNING octet_length(data) AS bytes)
-                SELECT (SELECT count(*) FROM inserted)::int8, (SELECT coalesce(sum(bytes), 0) FROM csv)::int8
-                """,
-                logger: logger)
-            var output = Output(transactions: processed, settlements: 0, csv_bytes: 0)
-            for try await (count, bytes) in rows.decode((Int64, Int64).self) {
-                output.settlements = count
-                output.csv_bytes = bytes
-            }
-            try await connection.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
-            return output
+        try await connection.query("SELECT pg_advisory_xact_lock(\(Self.publishLock))", logger: logger)
+        try await connection.query(
+            "DELETE FROM settlements WHERE date BETWEEN \(fromDay)::date AND \(toDay)::date", logger: logger)
+        let rows = try await connection.query(
+            """
+            WITH agg AS (
+              SELECT merchant_id, date, sum(gross_cents)::int8 AS gross, sum(fee_cents)::int8 AS fee, sum(txn_count)::int8 AS n
+              FROM settlement_staging WHERE run_id = \(runID)
+              GROUP BY merchant_id, date),
+            inserted AS (
+              INSERT INTO settlements (merchant_id, date, gross_cents, fee_cents, net_cents, txn_count, generated_at, unique_run_id)
+              SELECT merchant_id, date, gross, fee, gross - fee, n, now(), \(runID) FROM agg
+              RETURNING 1),
+            csv AS (
+              INSERT INTO skipper.job_artifacts (job_id, name, content_type, seq, data)
+              SELECT \(jobID), \(Self.artifactName), 'text/csv', 0, convert_to(\(Self.csvHeader + "\n"), 'UTF8')
+              UNION ALL
+              SELECT \(jobID), \(Self.artifactName), 'text/csv', 1 + (date - \(fromDay)::date),
+                     convert_to(string_agg(concat_ws(',', merchant_id, to_char(date, 'YYYY-MM-DD'), gross, fee, gross - fee, n)
+                                           || E'\\n', '' ORDER BY merchant_id), 'UTF8')
+              FROM agg GROUP BY date
+              RETURNING octet_length(data) AS bytes)
+            SELECT (SELECT count(*) FROM inserted)::int8, (SELECT coalesce(sum(bytes), 0) FROM csv)::int8
+            """,
+            logger: logger)
+        var output = Output(transactions: processed, settlements: 0, csv_bytes: 0)
+        for try await (count, bytes) in rows.decode((Int64, Int64).self) {
+            output.settlements = count
+            output.csv_bytes = bytes
         }
+        try await connection.query("DELETE FROM settlement_staging WHERE run_id = \(runID)", logger: logger)
+        return output
     }
 
     static func dayString(_ date: Date) -> String {

@@ -74,10 +74,28 @@ public struct EnqueuedJob: Sendable, Equatable {
     public let inserted: Bool
 }
 
+/// One claim of one job: the job and the lease token its claim drew. A token is never reused (it comes from the
+/// sequence `skipper.job_leases`), so it tells apart two executions of one job even under the same runner.
+public struct Claim: Hashable, Sendable, CustomStringConvertible {
+    /// The job's id.
+    public let jobID: Int64
+    /// The claim's token, in `skipper.jobs.lease` while the claim holds the job.
+    public let lease: Int64
+
+    public init(jobID: Int64, lease: Int64) {
+        self.jobID = jobID
+        self.lease = lease
+    }
+
+    public var description: String { "\(self.jobID)/\(self.lease)" }
+}
+
 /// A job as a runner holds it after claiming it.
 public struct ClaimedJob: Sendable, Equatable {
     /// The job's id.
     public let id: Int64
+    /// The token of the claim that holds it: every write of the runner about this job is fenced on it.
+    public let lease: Int64
     /// Its queue.
     public let queue: String
     /// Which handler runs it.
@@ -92,4 +110,7 @@ public struct ClaimedJob: Sendable, Equatable {
     public let meta: String
     /// `meta.request_id`, read by the claim (the API's X-Request-ID), for the runner's log lines.
     public let requestID: String?
+
+    /// The claim this is.
+    public var claim: Claim { Claim(jobID: self.id, lease: self.lease) }
 }

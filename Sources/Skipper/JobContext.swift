@@ -7,6 +7,8 @@ import Synchronization
 public struct JobContext: Sendable {
     /// The job's id.
     public let jobID: Int64
+    /// The token of the claim this attempt runs under (`skipper.jobs.lease`), never reused.
+    public let lease: Int64
     /// Its kind.
     public let kind: String
     /// Its queue.
@@ -21,20 +23,38 @@ public struct JobContext: Sendable {
     public let logger: Logger
     /// The runner's Postgres client, for the handler's own queries.
     public let postgres: PostgresClient
+    /// Whether a cancelled attempt's in-flight statement is cancelled on the server (`pg_cancel_backend`): not
+    /// behind a transaction-pooling PgBouncer (`POLL_ONLY`), where a backend pid names whichever server connection
+    /// ran a statement, so a late cancel could hit another client's statement.
+    let cancelsStatements: Bool
     let board: ProgressBoard
+
+    /// The claim this attempt holds.
+    public var claim: Claim { Claim(jobID: self.jobID, lease: self.lease) }
 
     /// Reports progress. Cheap: it records the numbers; the runner writes them at most every 500 ms per job,
     /// and once more when the job ends.
     public func progress(processed: Int64, total: Int64? = nil) {
-        self.board.update(jobID: self.jobID, processed: processed, total: total)
+        self.board.update(self.claim, processed: processed, total: total)
     }
 
     /// Leases a connection whose in-flight query is cancelled on the server (`pg_cancel_backend`) when this task is
-    /// cancelled, so a long statement stops at once instead of running to its end.
+    /// cancelled, so a long statement stops at once instead of running to its end. In pooled mode (`POLL_ONLY`)
+    /// nothing is cancelled by pid: cancellation reaches the handler between statements.
     public func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try Task.checkCancellation()
         let client = self.postgres
         let logger = self.logger
+        guard self.cancelsStatements else {
+            return try await client.withConnection { connection in
+                do {
+                    return try await body(connection)
+                } catch {
+                    if Task.isCancelled { throw CancellationError() }
+                    throw error
+                }
+            }
+        }
         return try await client.withConnection { connection in
             var pid: Int32 = 0
             for try await value in try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(Int32.self) {
@@ -60,51 +80,87 @@ public struct JobContext: Sendable {
             }
         }
     }
+
+    /// Runs `body` in a transaction that first checks, and locks until it ends, that this attempt still holds its
+    /// claim (the job RUNNING under this lease): writes that must happen at most once per job, such as publishing
+    /// its results, go here. A superseded attempt (its runner was presumed dead and the job rescued) gets
+    /// ``ClaimLost`` and writes nothing; and while the transaction runs, nobody can rescue or finish the job.
+    public func withFencedTransaction<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let claim = self.claim
+        let logger = self.logger
+        do {
+            return try await self.withConnection { connection in
+                try await connection.withTransaction(logger: logger) { connection in
+                    let rows = try await connection.query(
+                        """
+                        SELECT 1 FROM skipper.jobs
+                        WHERE id = \(claim.jobID) AND lease = \(claim.lease) AND status = 'RUNNING' AND finished_at IS NULL
+                        FOR UPDATE
+                        """,
+                        logger: logger)
+                    var held = false
+                    for try await _ in rows.decode(Int32.self) { held = true }
+                    guard held else { throw ClaimLost(claim: claim) }
+                    return try await body(connection)
+                }
+            }
+        } catch let error as PostgresTransactionError {
+            // The error from inside (ClaimLost, the body's own), rather than postgres-nio's wrapper.
+            if let inner = error.closureError { throw inner }
+            throw error
+        }
+    }
 }
 
-/// The latest progress of each running job, written in batches by the runner's progress flusher.
+/// This attempt no longer holds its claim: the job was rescued (its runner presumed dead), released or finished by
+/// another path. Whatever it was about to write must not be written.
+public struct ClaimLost: Error, CustomStringConvertible {
+    public let claim: Claim
+    public var description: String { "job \(self.claim.jobID) is no longer held by this attempt (lease \(self.claim.lease))" }
+}
+
+/// The latest progress of each running claim, written in batches by the runner's progress flusher.
 final class ProgressBoard: Sendable {
     struct Entry: Sendable, Equatable {
-        var attempt: Int32
         var processed: Int64
         var total: Int64?
         var dirty: Bool
     }
 
-    private let entries = Mutex<[Int64: Entry]>([:])
+    private let entries = Mutex<[Claim: Entry]>([:])
 
-    /// A job started: its progress is tracked from here.
-    func start(jobID: Int64, attempt: Int32) {
-        self.entries.withLock { $0[jobID] = Entry(attempt: attempt, processed: 0, total: nil, dirty: false) }
+    /// A claim started: its progress is tracked from here.
+    func start(_ claim: Claim) {
+        self.entries.withLock { $0[claim] = Entry(processed: 0, total: nil, dirty: false) }
     }
 
-    func update(jobID: Int64, processed: Int64, total: Int64?) {
+    func update(_ claim: Claim, processed: Int64, total: Int64?) {
         self.entries.withLock { entries in
-            guard var entry = entries[jobID] else { return }
+            guard var entry = entries[claim] else { return }
             entry.processed = processed
             if let total { entry.total = total }
             entry.dirty = true
-            entries[jobID] = entry
+            entries[claim] = entry
         }
     }
 
     /// Takes every changed entry and marks it written; a total of -1 means unknown.
-    func takeDirty() -> [(id: Int64, attempt: Int32, processed: Int64, total: Int64)] {
+    func takeDirty() -> [(claim: Claim, processed: Int64, total: Int64)] {
         self.entries.withLock { entries in
-            var changed: [(id: Int64, attempt: Int32, processed: Int64, total: Int64)] = []
-            for (id, entry) in entries where entry.dirty {
-                changed.append((id, entry.attempt, entry.processed, entry.total ?? -1))
-                entries[id]?.dirty = false
+            var changed: [(claim: Claim, processed: Int64, total: Int64)] = []
+            for (claim, entry) in entries where entry.dirty {
+                changed.append((claim, entry.processed, entry.total ?? -1))
+                entries[claim]?.dirty = false
             }
             return changed
         }
     }
 
-    /// Removes a finished job and returns its last numbers, for the job's final write. Always returned, even when
-    /// the flusher took them: its write may still be in flight and lose to the completion, which is fenced.
-    func finish(jobID: Int64) -> (processed: Int64, total: Int64?)? {
+    /// Removes a finished claim and returns its last numbers, for the final write. Always returned, even when the
+    /// flusher took them: its write may still be in flight and lose to the completion, which is fenced.
+    func finish(_ claim: Claim) -> (processed: Int64, total: Int64?)? {
         self.entries.withLock { entries in
-            guard let entry = entries.removeValue(forKey: jobID), entry.dirty || entry.processed > 0 else { return nil }
+            guard let entry = entries.removeValue(forKey: claim), entry.dirty || entry.processed > 0 else { return nil }
             return (entry.processed, entry.total)
         }
     }

@@ -9,13 +9,19 @@ import TestSupport
 @Suite struct QueueTests {
     let logger = Logger(label: "test")
 
+    /// Claims as runner `runner`, registered live first (a runner whose lease ran out claims nothing).
+    func claim(_ store: JobStore, _ db: TestDatabase, _ runner: String, limit: Int, queues: [String] = ["default"]) async throws -> [ClaimedJob] {
+        try await db.liveRunner(runner)
+        return try await store.claim(queues: queues, kinds: ["noop", "sleep", "fail"], runnerID: runner, limit: limit)
+    }
+
     @Test func aJobIsClaimedByExactlyOneRunner() async throws {
         try await withTestDatabase { db in
             try await db.withClient { client in
                 let skipper = SkipperClient(postgres: client, logger: self.logger)
                 let id = try await skipper.enqueue(kind: "noop").id
-                async let a = skipper.store.claim(queues: ["default"], runnerID: "a", limit: 1)
-                async let b = skipper.store.claim(queues: ["default"], runnerID: "b", limit: 1)
+                async let a = self.claim(skipper.store, db, "a", limit: 1)
+                async let b = self.claim(skipper.store, db, "b", limit: 1)
                 let claimed = try await a + b
                 #expect(claimed.map(\.id) == [id])
                 #expect(claimed.first?.attempt == 1)
@@ -31,12 +37,12 @@ import TestSupport
                 let low = try await skipper.enqueue(kind: "noop", options: JobOptions(priority: 5)).id
                 let high = try await skipper.enqueue(kind: "noop", options: JobOptions(priority: -1)).id
                 let other = try await skipper.enqueue(kind: "noop", options: JobOptions(queue: "other")).id
-                let claimed = try await skipper.store.claim(queues: ["default"], runnerID: "r", limit: 10)
+                let claimed = try await self.claim(skipper.store, db, "r", limit: 10)
                 #expect(claimed.map(\.id) == [high, low])
                 #expect(try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(later)") == "QUEUED")
                 #expect(try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(other)") == "QUEUED")
                 try await db.query("UPDATE skipper.jobs SET run_at = now() - interval '1 second' WHERE id = \(later)")
-                #expect(try await skipper.store.claim(queues: ["default"], runnerID: "r", limit: 10).map(\.id) == [later])
+                #expect(try await self.claim(skipper.store, db, "r", limit: 10).map(\.id) == [later])
             }
         }
     }
@@ -56,7 +62,7 @@ import TestSupport
                 #expect(jobs.filter(\.inserted).count == 1)
                 #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "1")
                 // Once it runs, the key is free again: the next enqueue makes a new job.
-                _ = try await skipper.store.claim(queues: ["default"], runnerID: "r", limit: 1)
+                _ = try await self.claim(skipper.store, db, "r", limit: 1)
                 #expect(try await skipper.enqueue(kind: "noop", options: JobOptions(uniqueKey: "report")).inserted)
             }
         }
@@ -156,7 +162,7 @@ import TestSupport
                 #expect(try await skipper.cancel(id: id) == .alreadyFinished(.cancelled))
                 #expect(try await skipper.cancel(id: 987_654) == .notFound)
                 let running = try await skipper.enqueue(kind: "noop").id
-                _ = try await skipper.store.claim(queues: ["default"], runnerID: "r", limit: 1)
+                _ = try await self.claim(skipper.store, db, "r", limit: 1)
                 #expect(try await skipper.cancel(id: running) == .requested)
                 #expect(try await db.scalar("SELECT status || ' ' || (cancel_requested_at IS NOT NULL) FROM skipper.jobs WHERE id = \(running)") == "RUNNING true")
             }
@@ -169,26 +175,44 @@ import TestSupport
                 let skipper = SkipperClient(postgres: client, logger: self.logger)
                 let store = skipper.store
                 let id = try await skipper.enqueue(kind: "noop").id
-                let first = try #require(try await store.claim(queues: ["default"], runnerID: "dead", limit: 1).first)
-                // Runner "dead" never registered a heartbeat: the leader rescues its job.
-                let rescued = try await store.asLeader { try await store.rescue(after: .seconds(1), on: $0) }
+                let first = try #require(try await self.claim(store, db, "dead", limit: 1).first)
+                // Runner "dead" stops heartbeating for longer than its lease: the leader rescues its job.
+                try await db.query("UPDATE skipper.runners SET lease_ms = 1000, heartbeat_at = now() - interval '5 seconds' WHERE id = 'dead'")
+                let rescued = try await store.asLeader(.rescue) { try await store.rescue(on: $0) }
                 #expect(rescued?.map(\.id) == [id])
-                let second = try #require(try await store.claim(queues: ["default"], runnerID: "alive", limit: 1).first)
-                #expect(second.attempt == 2)
+                let second = try #require(try await self.claim(store, db, "alive", limit: 1).first)
+                #expect(second.attempt == 2 && second.lease != first.lease)
                 // The first runner wakes up and reports: nothing it writes may land.
-                try await store.writeProgress([(id, first.attempt, 99, 100)], runnerID: "dead")
+                try await store.writeProgress([(first.claim, 99, 100)], runnerID: "dead")
                 let late = try await store.finish(
-                    [Finished(id: id, attempt: first.attempt, outcome: .completed(result: #"{"who":"dead"}"#), processed: 100, total: 100)],
+                    [Finished(claim: first.claim, outcome: .completed(result: #"{"who":"dead"}"#), processed: 100, total: 100)],
                     runnerID: "dead")
                 #expect(late.isEmpty)
                 #expect(try await db.scalar("SELECT status || ' ' || processed FROM skipper.jobs WHERE id = \(id)") == "RUNNING 0")
                 let applied = try await store.finish(
-                    [Finished(id: id, attempt: second.attempt, outcome: .completed(result: #"{"who":"alive"}"#), processed: -1, total: -1)],
-                    runnerID: "alive")
-                #expect(applied == [id])
+                    [Finished(claim: second.claim, outcome: .completed(result: #"{"who":"alive"}"#))], runnerID: "alive")
+                #expect(applied == [second.claim])
                 #expect(try await db.scalar("SELECT result->>'who' FROM skipper.jobs WHERE id = \(id)") == "alive")
-                #expect(try await db.scalar("SELECT array_to_string(attempted_by, ',') FROM skipper.jobs WHERE id = \(id)") == "dead,alive")
                 #expect(try await db.scalar("SELECT errors->0->>'error' FROM skipper.jobs WHERE id = \(id)")?.contains("stopped heartbeating") == true)
+            }
+        }
+    }
+
+    /// The fence is the claim's lease token, not the attempt number: a job released (attempt given back) and claimed
+    /// again by the same runner is a new claim, and writes of the old one are dropped.
+    @Test func aReclaimedJobIsANewClaimEvenUnderTheSameRunner() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                let id = try await skipper.enqueue(kind: "noop").id
+                let first = try #require(try await self.claim(store, db, "r", limit: 1).first)
+                #expect(try await store.finish([Finished(claim: first.claim, outcome: .released)], runnerID: "r") == [first.claim])
+                let second = try #require(try await self.claim(store, db, "r", limit: 1).first)
+                #expect(second.attempt == first.attempt && second.lease != first.lease)
+                #expect(try await store.finish([Finished(claim: first.claim, outcome: .completed(result: nil))], runnerID: "r").isEmpty)
+                #expect(try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(id)") == "RUNNING")
+                #expect(try await store.finish([Finished(claim: second.claim, outcome: .completed(result: nil))], runnerID: "r") == [second.claim])
             }
         }
     }
@@ -199,19 +223,31 @@ import TestSupport
                 let skipper = SkipperClient(postgres: client, logger: self.logger)
                 let store = skipper.store
                 let id = try await skipper.enqueue(kind: "noop", options: JobOptions(maxAttempts: 2, uniqueKey: "u")).id
-                var job = try #require(try await store.claim(queues: ["default"], runnerID: "r", limit: 1).first)
+                var job = try #require(try await self.claim(store, db, "r", limit: 1).first)
                 // A new job with the same key is queued meanwhile: the retry must not collide with it.
                 let twin = try await skipper.enqueue(kind: "noop", options: JobOptions(uniqueKey: "u"))
                 #expect(twin.inserted)
-                _ = try await store.finish([Finished(id: id, attempt: job.attempt, outcome: .failed(error: "boom", retryDelay: .seconds(60), permanent: false), processed: -1, total: -1)], runnerID: "r")
+                _ = try await store.finish([Finished(claim: job.claim, outcome: .failed(error: "boom", retryDelay: .seconds(60), permanent: false))], runnerID: "r")
                 #expect(try await db.scalar("SELECT status || ' ' || (run_at > now() + interval '50 seconds') || ' ' || (unique_key IS NULL) FROM skipper.jobs WHERE id = \(id)") == "QUEUED true true")
                 try await db.query("UPDATE skipper.jobs SET run_at = now() WHERE id = \(id)")
                 try await db.query("UPDATE skipper.jobs SET run_at = now() + interval '1 hour' WHERE id = \(twin.id)")
-                job = try #require(try await store.claim(queues: ["default"], runnerID: "r", limit: 1).first)
+                job = try #require(try await self.claim(store, db, "r", limit: 1).first)
                 #expect(job.attempt == 2)
-                _ = try await store.finish([Finished(id: id, attempt: job.attempt, outcome: .failed(error: "boom again", retryDelay: .seconds(1), permanent: false), processed: -1, total: -1)], runnerID: "r")
+                _ = try await store.finish([Finished(claim: job.claim, outcome: .failed(error: "boom again", retryDelay: .seconds(1), permanent: false))], runnerID: "r")
                 #expect(try await db.scalar("SELECT status || ' ' || jsonb_array_length(errors) || ' ' || (errors->1->>'error') FROM skipper.jobs WHERE id = \(id)") == "FAILED 2 boom again")
             }
         }
+    }
+}
+
+extension TestDatabase {
+    /// Registers (or renews) a live runner row, so that `id` may claim.
+    func liveRunner(_ id: String, lease: Duration = .seconds(60)) async throws {
+        try await self.query(
+            """
+            INSERT INTO skipper.runners (id, host, pid, queues, kinds, concurrency, lease_ms)
+            VALUES (\(id), 'test', 1, '{default}', '{noop,sleep,fail}', 1, \(Int32(lease.components.seconds * 1000)))
+            ON CONFLICT (id) DO UPDATE SET heartbeat_at = clock_timestamp()
+            """)
     }
 }

@@ -1,9 +1,15 @@
 import Logging
+import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
 /// Writes finished attempts in batches: whatever finished while the previous write was in flight goes in the
-/// next one, so under load one UPDATE finishes many jobs. A failed write is retried, never dropped.
+/// next one, so under load one UPDATE finishes many jobs.
+///
+/// A write that fails because PostgreSQL is unreachable or busy is retried whole, with backoff, never dropped. A
+/// write that PostgreSQL refuses (a value it cannot store: a result over jsonb's limit, an interval out of range) is
+/// halved until the refused outcome stands alone, so the others are written; the refused one is recorded as FAILED
+/// with the reason, and nothing can jam the completer for the rest of the runner's jobs.
 final class Completer: Service, Sendable {
     let store: JobStore
     let runnerID: String
@@ -20,11 +26,11 @@ final class Completer: Service, Sendable {
         self.logger = logger
     }
 
-    /// Jobs whose finish is queued or being written.
-    var pendingIDs: Set<Int64> {
+    /// Claims whose finish is queued or being written.
+    var pendingClaims: Set<Claim> {
         // The buffer first: a batch leaves it for `writing` (and goes back on failure) under both locks' order.
-        let queued = self.buffer.withLock { Set($0.map(\.id)) }
-        return queued.union(self.writing.withLock { $0.map(\.id) })
+        let queued = self.buffer.withLock { Set($0.map(\.claim)) }
+        return queued.union(self.writing.withLock { $0.map(\.claim) })
     }
 
     /// Queues a finished attempt for the next write.
@@ -60,15 +66,8 @@ final class Completer: Service, Sendable {
                 continue
             }
             do {
-                let applied = try await self.store.finish(batch, runnerID: self.runnerID)
+                try await self.write(batch)
                 backoff.reset()
-                if applied.count < batch.count {
-                    for item in batch where !applied.contains(item.id) {
-                        self.logger.warning(
-                            "late write dropped: the job is no longer held by this runner",
-                            metadata: ["job.id": "\(item.id)", "job.attempt": "\(item.attempt)"])
-                    }
-                }
             } catch {
                 self.buffer.withLock { buffer in
                     buffer.insert(contentsOf: batch, at: 0)
@@ -81,5 +80,49 @@ final class Completer: Service, Sendable {
                 try? await Task.sleep(for: delay)
             }
         }
+    }
+
+    /// Writes `batch`, isolating outcomes PostgreSQL refuses; throws only when the write may succeed if tried again.
+    private func write(_ batch: [Finished]) async throws {
+        let applied: Set<Claim>
+        do {
+            applied = try await self.store.finish(batch, runnerID: self.runnerID)
+        } catch let error as PSQLError where Self.isRefusal(error) {
+            if batch.count > 1 {
+                let middle = batch.count / 2
+                try await self.write(Array(batch[..<middle]))
+                try await self.write(Array(batch[middle...]))
+                return
+            }
+            let refused = batch[0]
+            let reason = "the runner could not record this attempt's outcome: \(describe(error))"
+            self.logger.error(
+                "PostgreSQL refused a job's outcome; recording it as FAILED",
+                metadata: ["job.id": "\(refused.claim.jobID)", "job.lease": "\(refused.claim.lease)", "error": "\(describe(error))"])
+            do {
+                _ = try await self.store.finish([refused.failedInstead(reason)], runnerID: self.runnerID)
+            } catch let error as PSQLError where Self.isRefusal(error) {
+                // Not even that can be stored: leave the job to the sweep rather than jam every other job.
+                self.logger.critical(
+                    "could not record the job at all; it stays RUNNING until released",
+                    metadata: ["job.id": "\(refused.claim.jobID)", "error": "\(describe(error))"])
+            }
+            return
+        }
+        if applied.count < batch.count {
+            for item in batch where !applied.contains(item.claim) {
+                self.logger.warning(
+                    "late write dropped: the job is no longer held by this claim",
+                    metadata: ["job.id": "\(item.claim.jobID)", "job.lease": "\(item.claim.lease)"])
+            }
+        }
+    }
+
+    /// True when PostgreSQL refused the statement for what it contains (a data exception, a limit, a constraint),
+    /// so the same rows would be refused again; false for errors about reaching it or about other sessions
+    /// (connection, shutdown, resources, serialization and deadlocks), which a later try may pass.
+    static func isRefusal(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return !["08", "40", "53", "57", "58"].contains(where: state.hasPrefix)
     }
 }

@@ -5,7 +5,9 @@ import ServiceLifecycle
 import Synchronization
 
 /// Claims jobs in batches sized to the free slots and runs each in its own task; on shutdown, stops claiming,
-/// gives running jobs the grace period, then cancels and releases them.
+/// gives running jobs the grace period, then cancels and releases them. Its bookkeeping is by claim (job and lease
+/// token), so two executions of one job are never confused. It holds jobs only while the runner's lease is held:
+/// when the lease runs out (the heartbeat could not land), it stops them all and claims nothing until it is back.
 final class Executor: Service, Sendable {
     private struct Running {
         let job: ClaimedJob
@@ -17,11 +19,12 @@ final class Executor: Service, Sendable {
     enum StopReason: Sendable {
         case cancelRequested
         case shutdown
+        /// Taken from this runner (rescued while it was cut off), or its lease ran out.
         case lost
     }
 
     private struct State {
-        var running: [Int64: Running] = [:]
+        var running: [Claim: Running] = [:]
         var waitingForSlot = false
         var stopping = false
     }
@@ -34,34 +37,67 @@ final class Executor: Service, Sendable {
     let completer: Completer
     let board: ProgressBoard
     let gate: StartGate
+    let lease: RunnerLease
     /// Rung by notifications on our queues, by freed slots while all were busy, and by shutdown.
     let wake = WakeSignal()
     private let state = Mutex(State())
+    /// The kinds this runner claims: only those it has handlers for.
+    private let kinds: [String]
 
     init(
         store: JobStore, handlers: [String: AnyJobHandler], config: RunnerConfig, runnerID: String, logger: Logger,
-        completer: Completer, board: ProgressBoard, gate: StartGate
+        completer: Completer, board: ProgressBoard, gate: StartGate, lease: RunnerLease
     ) {
         self.store = store
         self.handlers = handlers
+        self.kinds = handlers.keys.sorted()
         self.config = config
         self.runnerID = runnerID
         self.logger = logger
         self.completer = completer
         self.board = board
         self.gate = gate
+        self.lease = lease
     }
 
     func run() async throws {
         await self.gate.wait()
         guard self.gate.isOpen else { return }
         await withGracefulShutdownHandler {
-            await self.claimLoop()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.watchLease() }
+                await self.claimLoop()
+                group.cancelAll()
+            }
         } onGracefulShutdown: {
             self.state.withLock { $0.stopping = true }
             self.wake.signal()
         }
         await self.drain()
+    }
+
+    /// Stops every running job once the runner's lease runs out, before the leader may rescue them.
+    private func watchLease() async {
+        var lost = false
+        while !Task.isCancelled {
+            let held = self.lease.isHeld
+            if !held, !lost {
+                let claims = self.runningClaims
+                if !claims.isEmpty {
+                    self.logger.warning(
+                        "the runner's lease ran out (no heartbeat landed); stopping its jobs before they can be rescued",
+                        metadata: ["jobs": "\(claims.count)", "lease": "\(self.lease.length)"])
+                }
+                for claim in claims { self.stop(claim, reason: .lost) }
+            } else if held, lost {
+                self.logger.info("the runner's lease is held again; claiming")
+                self.wake.signal()
+            }
+            lost = !held
+            // Wake at the expiry if it is near, at the latest every 100 ms.
+            let wait = self.lease.expiresAt.map { min(max($0 - .now, .milliseconds(5)), .milliseconds(100)) } ?? .milliseconds(100)
+            try? await Task.sleep(for: wait)
+        }
     }
 
     // MARK: - Claiming
@@ -80,6 +116,10 @@ final class Executor: Service, Sendable {
                 return (free, state.running.count, state.stopping)
             }
             if stopping { return }
+            guard self.lease.isHeld else {
+                await self.wake.wait(timeout: .milliseconds(100))
+                continue
+            }
             if free == 0 {
                 await self.wake.wait(timeout: self.config.pollInterval)
                 continue
@@ -93,13 +133,18 @@ final class Executor: Service, Sendable {
             let jobs: [ClaimedJob]
             do {
                 lastClaim = .now
-                jobs = try await self.store.claim(queues: self.config.queues, runnerID: self.runnerID, limit: limit)
+                jobs = try await self.store.claim(queues: self.config.queues, kinds: self.kinds, runnerID: self.runnerID, limit: limit)
                 backoff.reset()
             } catch {
                 let delay = backoff.next()
                 self.logger.warning(
                     "claim failed; retrying", metadata: ["error": "\(describe(error))", "retry.in": "\(delay)"])
                 await self.wake.wait(timeout: delay)
+                continue
+            }
+            if !jobs.isEmpty, !self.lease.isHeld {
+                // The lease ran out while the claim was on its way: hand the jobs back untouched.
+                for job in jobs { self.completer.submit(Finished(claim: job.claim, outcome: .released)) }
                 continue
             }
             for job in jobs { self.start(job) }
@@ -112,10 +157,10 @@ final class Executor: Service, Sendable {
     }
 
     private func start(_ job: ClaimedJob) {
-        self.board.start(jobID: job.id, attempt: job.attempt)
+        self.board.start(job.claim)
         self.state.withLock { state in
             let task = Task { await self.execute(job) }
-            state.running[job.id] = Running(job: job, task: task, claimedAt: .now, stopReason: nil)
+            state.running[job.claim] = Running(job: job, task: task, claimedAt: .now, stopReason: nil)
         }
     }
 
@@ -126,11 +171,13 @@ final class Executor: Service, Sendable {
         logger[metadataKey: "job.id"] = "\(job.id)"
         logger[metadataKey: "job.kind"] = "\(job.kind)"
         logger[metadataKey: "job.attempt"] = "\(job.attempt)"
+        logger[metadataKey: "job.lease"] = "\(job.lease)"
         if let requestID = job.requestID { logger[metadataKey: "request.id"] = "\(requestID)" }
         logger.debug("job started")
         let context = JobContext(
-            jobID: job.id, kind: job.kind, queue: job.queue, attempt: job.attempt, maxAttempts: job.maxAttempts,
-            meta: job.meta, logger: logger, postgres: self.store.client, board: self.board)
+            jobID: job.id, lease: job.lease, kind: job.kind, queue: job.queue, attempt: job.attempt,
+            maxAttempts: job.maxAttempts, meta: job.meta, logger: logger, postgres: self.store.client,
+            cancelsStatements: !self.config.pollOnly, board: self.board)
         let outcome: Finished.Outcome
         if let handler = self.handlers[job.kind] {
             do {
@@ -139,8 +186,10 @@ final class Executor: Service, Sendable {
                 outcome = self.outcome(of: error, job: job, handler: handler)
             }
         } else {
-            let known = self.handlers.keys.sorted().joined(separator: ", ")
-            outcome = .failed(error: "no handler for kind '\(job.kind)' in this runner (it runs: \(known))", retryDelay: .zero, permanent: true)
+            // The claim takes only kinds this runner handles; should one slip through (a kind renamed under a running
+            // process?), it goes back for a runner that has the handler, never FAILED by one that has not.
+            logger.warning("no handler for this kind here; handing the job back")
+            outcome = .released
         }
         switch outcome {
         case .completed: logger.debug("job completed")
@@ -148,18 +197,18 @@ final class Executor: Service, Sendable {
         case .cancelled: logger.info("job cancelled")
         case .released: logger.info("job released for another runner")
         }
-        let progress = self.board.finish(jobID: job.id)
+        let progress = self.board.finish(job.claim)
         self.completer.submit(
-            Finished(id: job.id, attempt: job.attempt, outcome: outcome, processed: progress?.processed ?? -1, total: progress?.total ?? -1))
+            Finished(claim: job.claim, outcome: outcome, processed: progress?.processed ?? -1, total: progress?.total ?? -1))
         let wakeClaimer = self.state.withLock { state -> Bool in
-            state.running[job.id] = nil
+            state.running[job.claim] = nil
             return state.waitingForSlot
         }
         if wakeClaimer { self.wake.signal() }
     }
 
     private func outcome(of error: any Error, job: ClaimedJob, handler: AnyJobHandler) -> Finished.Outcome {
-        let reason = self.state.withLock { $0.running[job.id]?.stopReason }
+        let reason = self.state.withLock { $0.running[job.claim]?.stopReason }
         switch reason {
         case .cancelRequested: return .cancelled
         case .shutdown, .lost: return .released
@@ -180,43 +229,49 @@ final class Executor: Service, Sendable {
     // MARK: - Cancelling
 
     /// Cancels the task of a job this runner is running, because its cancel was requested.
-    func cancel(jobID: Int64) { self.stop(jobID: jobID, reason: .cancelRequested) }
+    func cancel(jobID: Int64) {
+        let claims = self.state.withLock { $0.running.keys.filter { $0.jobID == jobID } }
+        for claim in claims { self.stop(claim, reason: .cancelRequested) }
+    }
 
-    /// Reconciles with the jobs the database says this runner holds: cancels requested ones; stops local tasks
-    /// whose job was taken from this runner (rescued while it was cut off), since their writes would be dropped;
-    /// and releases orphans, jobs held here that neither run here nor wait in the completer: their claim committed
-    /// but its answer never arrived (the connection dropped), so without this they would stay RUNNING under a
-    /// runner whose heartbeat keeps them from rescue.
+    /// Reconciles with the claims the database says this runner holds: cancels requested ones; stops local tasks
+    /// whose claim is no longer held (the job was rescued while this runner was cut off), since their writes would
+    /// be dropped; and releases orphans, claims held here that neither run here nor wait in the completer: their
+    /// claim committed but its answer never arrived (the connection dropped), so without this they would stay
+    /// RUNNING under a runner whose heartbeat keeps them from rescue.
     func reconcile(held: [JobStore.HeldJob], queriedAt: ContinuousClock.Instant) {
-        let heldIDs = Set(held.map(\.id))
-        for job in held where job.cancelRequested { self.stop(jobID: job.id, reason: .cancelRequested) }
-        // Running first, then the completer: a job moves from the first to the second, never back.
+        let heldClaims = Set(held.map(\.claim))
+        for job in held where job.cancelRequested { self.stop(job.claim, reason: .cancelRequested) }
+        // Running first, then the completer: a claim moves from the first to the second, never back.
         let (lost, running) = self.state.withLock { state in
-            (state.running.values.filter { $0.claimedAt < queriedAt && !heldIDs.contains($0.job.id) }.map(\.job.id), Set(state.running.keys))
+            (state.running.values.filter { $0.claimedAt < queriedAt && !heldClaims.contains($0.job.claim) }.map(\.job.claim),
+             Set(state.running.keys))
         }
-        for id in lost {
-            self.logger.warning("job no longer held by this runner; stopping it", metadata: ["job.id": "\(id)"])
-            self.stop(jobID: id, reason: .lost)
+        for claim in lost {
+            self.logger.warning("job no longer held by this runner; stopping it", metadata: ["job.id": "\(claim.jobID)", "job.lease": "\(claim.lease)"])
+            self.stop(claim, reason: .lost)
         }
-        let pending = self.completer.pendingIDs
-        for job in held where job.settled && !running.contains(job.id) && !pending.contains(job.id) {
-            self.logger.warning("job held but never started here (its claim's answer was lost); releasing it", metadata: ["job.id": "\(job.id)"])
-            self.completer.submit(Finished(id: job.id, attempt: job.attempt, outcome: .released, processed: -1, total: -1))
+        let pending = self.completer.pendingClaims
+        for job in held where job.settled && !running.contains(job.claim) && !pending.contains(job.claim) {
+            self.logger.warning(
+                "job held but never started here (its claim's answer was lost); releasing it",
+                metadata: ["job.id": "\(job.claim.jobID)", "job.lease": "\(job.claim.lease)"])
+            self.completer.submit(Finished(claim: job.claim, outcome: .released))
         }
     }
 
-    private func stop(jobID: Int64, reason: StopReason) {
+    private func stop(_ claim: Claim, reason: StopReason) {
         let task = self.state.withLock { state -> Task<Void, Never>? in
-            guard var running = state.running[jobID], running.stopReason == nil else { return nil }
+            guard var running = state.running[claim], running.stopReason == nil else { return nil }
             running.stopReason = reason
-            state.running[jobID] = running
+            state.running[claim] = running
             return running.task
         }
         task?.cancel()
     }
 
-    /// Ids of the jobs running here now.
-    var runningIDs: [Int64] { self.state.withLock { Array($0.running.keys) } }
+    /// The claims running here now.
+    var runningClaims: [Claim] { self.state.withLock { Array($0.running.keys) } }
 
     // MARK: - Shutdown
 
@@ -229,10 +284,10 @@ final class Executor: Service, Sendable {
         while self.state.withLock({ !$0.running.isEmpty }), ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let left = self.runningIDs
+        let left = self.runningClaims
         if !left.isEmpty {
             self.logger.info("grace period over; cancelling and releasing jobs", metadata: ["jobs": "\(left.count)"])
-            for id in left { self.stop(jobID: id, reason: .shutdown) }
+            for claim in left { self.stop(claim, reason: .shutdown) }
             // Handlers see cancellation; give them a moment to unwind before the completer's last flush.
             let hardDeadline = ContinuousClock.now + .seconds(5)
             while self.state.withLock({ !$0.running.isEmpty }), ContinuousClock.now < hardDeadline {

@@ -2,12 +2,15 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Checks the schema, registers the runner in `skipper.runners`, opens the start gate, and renews the row every
-/// heartbeat interval: the lease of every job the runner holds. Removes the row on shutdown.
+/// Checks the schema, registers the runner in `skipper.runners` (with its lease length), opens the start gate, and
+/// renews the row every heartbeat interval: the lease of every job the runner holds. Each heartbeat that lands
+/// renews ``RunnerLease`` from the moment it was sent. Runs on the runner's control connections, which handlers
+/// never borrow, so a starved pool cannot stop it. Removes the row on shutdown.
 struct Heartbeat: Service {
     let store: JobStore
     let record: RunnerRecord
     let interval: Duration
+    let lease: RunnerLease
     let gate: StartGate
     let logger: Logger
 
@@ -25,15 +28,20 @@ struct Heartbeat: Service {
             metadata: [
                 "runner.id": "\(self.record.id)", "queues": "\(self.record.queues.joined(separator: ","))",
                 "workers": "\(self.record.concurrency)", "kinds": "\(self.record.kinds.joined(separator: ","))",
+                "lease": "\(self.lease.length)",
             ])
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.interval)
                 if Task.isCancelled { return }
+                let sentAt = ContinuousClock.now
                 do {
-                    if try await !self.store.heartbeat(runnerID: self.record.id) {
+                    if try await self.store.heartbeat(runnerID: self.record.id) {
+                        self.lease.renewed(sentAt: sentAt)
+                    } else {
                         self.logger.warning("runner row was removed (presumed dead); registering again")
                         try await self.store.register(self.record)
+                        self.lease.renewed(sentAt: sentAt)
                     }
                 } catch {
                     self.logger.warning("heartbeat failed", metadata: ["error": "\(describe(error))"])
@@ -51,8 +59,10 @@ struct Heartbeat: Service {
     private func registerUntilDone() async throws {
         var backoff = Backoff(base: .milliseconds(400))
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let sentAt = ContinuousClock.now
             do {
                 try await self.store.register(self.record)
+                self.lease.renewed(sentAt: sentAt)
                 return
             } catch {
                 let delay = backoff.next()

@@ -19,8 +19,13 @@ public final class JobRunner: Service, Sendable {
     let services: [any Service]
     let logger: Logger
 
-    /// Wires a runner for `handlers`; two handlers of one kind are a programming error.
-    public init(postgres: PostgresClient, config: RunnerConfig, handlers: [AnyJobHandler], logger: Logger) {
+    /// Wires a runner for `handlers`; two handlers of one kind are a programming error. `control` is a small pool of
+    /// the runner's own (two connections are plenty) for its heartbeat, which must land whatever the handlers do
+    /// with `postgres`; without it the heartbeat shares `postgres`, and handlers that hold every connection can
+    /// make the runner lose its lease (it then stops its jobs rather than let them run twice).
+    public init(
+        postgres: PostgresClient, control: PostgresClient? = nil, config: RunnerConfig, handlers: [AnyJobHandler], logger: Logger
+    ) {
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -34,22 +39,24 @@ public final class JobRunner: Service, Sendable {
             byKind[handler.kind] = handler
         }
         let store = JobStore(client: postgres, logger: logger)
+        let controlStore = JobStore(client: control ?? postgres, logger: logger)
+        let lease = RunnerLease(length: config.rescueAfter)
         let gate = StartGate()
         let board = ProgressBoard()
         let completer = Completer(store: store, runnerID: id, logger: logger)
         let executor = Executor(
             store: store, handlers: byKind, config: config, runnerID: id, logger: logger, completer: completer,
-            board: board, gate: gate)
+            board: board, gate: gate, lease: lease)
         let sweeper = CancelSweeper(store: store, executor: executor, interval: config.cancelSweep, logger: logger)
         let record = RunnerRecord(
             id: id, host: host, pid: pid, queues: config.queues, kinds: byKind.keys.sorted(),
-            concurrency: Int32(config.workers))
+            concurrency: Int32(config.workers), lease: config.rescueAfter)
         self.logger = logger
         var services: [any Service] = [
-            Heartbeat(store: store, record: record, interval: config.heartbeatInterval, gate: gate, logger: logger),
+            Heartbeat(store: controlStore, record: record, interval: config.heartbeatInterval, lease: lease, gate: gate, logger: logger),
             completer,
             ProgressFlusher(store: store, board: board, runnerID: id, interval: config.progressInterval, logger: logger),
-            Maintenance(store: store, config: config, executor: executor, logger: logger),
+            Maintenance(store: store, config: config, gate: gate, wakeClaims: { executor.wake.signal() }, logger: logger),
             sweeper,
         ]
         if !config.pollOnly {

@@ -1,47 +1,100 @@
 import Logging
 import ServiceLifecycle
 
-/// Rescues jobs of dead runners and prunes old finished jobs, on one runner at a time (a transaction-scoped
-/// advisory lock per round, so it also works behind a transaction-pooling PgBouncer).
+/// Rescues jobs of dead runners, and keeps the job table's partitions (creates the coming days', drops those past
+/// RETENTION, prunes what finished before the cutover), each on one runner at a time (a transaction-scoped advisory
+/// lock per task and round, so it also works behind a transaction-pooling PgBouncer). Rescue and housekeeping run
+/// in loops of their own, so a long housekeeping step (validating a migrated table) never delays a rescue.
 struct Maintenance: Service {
     let store: JobStore
     let config: RunnerConfig
-    let executor: Executor
+    /// Opened once the runner is registered.
+    let gate: StartGate
+    /// Wakes the runner's claims (after a rescue put jobs back).
+    let wakeClaims: @Sendable () -> Void
     let logger: Logger
 
     func run() async throws {
-        await self.executor.gate.wait()
+        await self.gate.wait()
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                // Jitter keeps runners started together from contending every round.
-                let jitter = Double.random(in: 0.8...1.2)
-                try? await Task.sleep(for: self.config.maintenanceInterval * jitter)
-                if Task.isCancelled { return }
-                await self.round()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.every(self.config.maintenanceInterval) { await self.rescue() } }
+                group.addTask {
+                    // Partitions at once (a fresh database needs today's), then every interval.
+                    await self.housekeeping()
+                    await self.every(self.config.maintenanceInterval * 2) { await self.housekeeping() }
+                }
             }
         }
     }
 
+    private func every(_ interval: Duration, _ body: () async -> Void) async {
+        while !Task.isCancelled {
+            // Jitter keeps runners started together from contending every round.
+            try? await Task.sleep(for: interval * Double.random(in: 0.8...1.2))
+            if Task.isCancelled { return }
+            await body()
+        }
+    }
+
     func round() async {
+        await self.rescue()
+        await self.housekeeping()
+    }
+
+    /// Rescues the jobs of runners whose lease ran out. Should PostgreSQL refuse the batch, the jobs are rescued one
+    /// by one, each in its own transaction, so one bad row never blocks the rescue of the others.
+    func rescue() async {
+        let store = self.store
+        var rescued: [(id: Int64, status: JobStatus)] = []
         do {
-            let rescueAfter = self.config.rescueAfter
-            let retention = self.config.retention
-            let store = self.store
-            let result = try await store.asLeader { connection in
-                let rescued = try await store.rescue(after: rescueAfter, on: connection)
-                let pruned = try await store.prune(retention: retention, limit: 5000, on: connection)
-                return (rescued, pruned)
+            rescued = try await store.asLeader(.rescue) { connection in
+                let rescued = try await store.rescue(on: connection)
+                try await store.forgetDeadRunners(on: connection)
+                return rescued
+            } ?? []
+        } catch {
+            self.logger.warning("rescue failed; rescuing jobs one by one", metadata: ["error": "\(describe(error))"])
+            do {
+                let stale = try await store.client.withConnection { try await store.stale(on: $0) }
+                for id in stale {
+                    do {
+                        rescued += try await store.asLeader(.rescue) { try await store.rescue(only: id, on: $0) } ?? []
+                    } catch {
+                        self.logger.error("could not rescue a job; skipping it", metadata: ["job.id": "\(id)", "error": "\(describe(error))"])
+                    }
+                }
+            } catch {
+                self.logger.warning("listing jobs to rescue failed", metadata: ["error": "\(describe(error))"])
             }
-            guard let (rescued, pruned) = result else { return }
-            if !rescued.isEmpty {
-                self.logger.warning(
-                    "rescued jobs of runners that stopped heartbeating",
-                    metadata: ["jobs": "\(rescued.count)", "job.ids": "\(rescued.prefix(20).map(\.id))"])
-                self.executor.wake.signal()
+        }
+        if !rescued.isEmpty {
+            self.logger.warning(
+                "rescued jobs of runners that stopped heartbeating",
+                metadata: ["jobs": "\(rescued.count)", "job.ids": "\(rescued.prefix(20).map(\.id))"])
+            self.wakeClaims()
+        }
+    }
+
+    /// Retention and the partitions of finished jobs.
+    func housekeeping() async {
+        let store = self.store
+        let retention = self.config.retention
+        do {
+            _ = try await store.asLeader(.cutover) { try await store.validateCutover(on: $0) }
+            if let dropped = try await store.asLeader(.partitions, { try await store.rotatePartitions(retention: retention, daysAhead: 3, on: $0) }),
+                dropped > 0
+            {
+                self.logger.info("dropped partitions of finished jobs past retention", metadata: ["jobs": "\(dropped)"])
             }
+        } catch {
+            self.logger.warning("partition maintenance failed; trying again next round", metadata: ["error": "\(describe(error))"])
+        }
+        do {
+            let pruned = try await store.asLeader(.prune) { try await store.pruneActive(retention: retention, limit: 5000, on: $0) } ?? 0
             if pruned > 0 { self.logger.info("pruned finished jobs", metadata: ["jobs": "\(pruned)"]) }
         } catch {
-            self.logger.warning("maintenance failed", metadata: ["error": "\(describe(error))"])
+            self.logger.warning("pruning failed", metadata: ["error": "\(describe(error))"])
         }
     }
 }

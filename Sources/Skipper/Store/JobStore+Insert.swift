@@ -24,8 +24,11 @@ extension JobStore {
         }
     }
 
-    /// The INSERT that yields to a QUEUED job with the same unique key: one row, `(inserted, columns…)`, of the new
-    /// job (`columns.inserted`, on the inserted row `j`) or of the QUEUED twin (`columns.existing`, on `skipper.jobs j`).
+    /// The INSERT that yields to a QUEUED job of the same kind with the same unique key: one row,
+    /// `(inserted, columns…)`, of the new job (`columns.inserted`, on the inserted row `j`) or of the QUEUED twin
+    /// (`columns.existing`). Coalescing never delays work: the twin is moved earlier (its `run_at` and `priority`
+    /// become the earlier and more urgent of the two), so a twin queued far in the future (by a client squatting a
+    /// key, say) cannot hold back the job that coalesces into it.
     private func insertOrFindQueued<T>(
         kind: String, args: String, options: JobOptions, columns: (inserted: String, existing: String),
         on connection: PostgresConnection?, _ decode: (PostgresRow, Bool) throws -> T
@@ -36,22 +39,36 @@ extension JobStore {
               INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, unique_key, meta)
               VALUES (\(options.queue), \(kind), \(args)::jsonb, \(options.priority), coalesce(\(options.runAt), now()),
                       \(options.maxAttempts), \(options.uniqueKey), \(meta)::jsonb)
-              ON CONFLICT (unique_key) WHERE status = 'QUEUED' AND unique_key IS NOT NULL DO NOTHING
-              RETURNING *)
+              ON CONFLICT (kind, unique_key, finished_at) WHERE status = 'QUEUED' AND unique_key IS NOT NULL DO NOTHING
+              RETURNING *),
+            sooner AS (
+              UPDATE skipper.jobs j
+              SET run_at = least(j.run_at, coalesce(\(options.runAt), now())), priority = least(j.priority, \(options.priority))
+              WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.kind = \(kind) AND j.unique_key = \(options.uniqueKey)
+                AND NOT EXISTS (SELECT 1 FROM ins)
+                AND (j.run_at > coalesce(\(options.runAt), now()) OR j.priority > \(options.priority))
+              RETURNING j.*)
             SELECT true, \(unescaped: columns.inserted) FROM ins j
             UNION ALL
+            SELECT false, \(unescaped: columns.existing) FROM sooner j
+            UNION ALL
             SELECT false, \(unescaped: columns.existing) FROM skipper.jobs j
-            WHERE j.unique_key = \(options.uniqueKey) AND j.status = 'QUEUED' AND NOT EXISTS (SELECT 1 FROM ins)
+            WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.kind = \(kind) AND j.unique_key = \(options.uniqueKey)
+              AND NOT EXISTS (SELECT 1 FROM ins) AND NOT EXISTS (SELECT 1 FROM sooner)
             LIMIT 1
             """
         // The statement sees a snapshot taken before a conflicting insert committed, or a queued twin may be claimed
         // meanwhile: then it returns no row, and a new snapshot settles it.
         for _ in 0..<20 {
-            for try await row in try await self.run(query, on: connection) {
-                return try decode(row, try row.makeRandomAccess()[0].decode(Bool.self))
+            let found = try await self.retryingMovedRows { () -> T? in
+                for try await row in try await self.run(query, on: connection) {
+                    return try decode(row, try row.makeRandomAccess()[0].decode(Bool.self))
+                }
+                return nil
             }
+            if let found { return found }
         }
-        throw QueueError.contention("could not insert or find the QUEUED job with unique key \(options.uniqueKey ?? "")")
+        throw QueueError.contention("could not insert or find the QUEUED \(kind) job with unique key \(options.uniqueKey ?? "")")
     }
 
     /// Inserts many jobs with one statement. Jobs whose unique key already has a QUEUED job are skipped.
@@ -72,7 +89,7 @@ extension JobStore {
             SELECT q, k, a::jsonb, p, CASE WHEN r < 0 THEN now() ELSE to_timestamp(r) END, m, nullif(u, ''), e::jsonb
             FROM unnest(\(queues)::text[], \(kinds)::text[], \(args)::text[], \(priorities)::int2[], \(runAts)::float8[],
                         \(maxAttempts)::int4[], \(keys)::text[], \(metas)::text[]) AS t(q, k, a, p, r, m, u, e)
-            ON CONFLICT (unique_key) WHERE status = 'QUEUED' AND unique_key IS NOT NULL DO NOTHING
+            ON CONFLICT (kind, unique_key, finished_at) WHERE status = 'QUEUED' AND unique_key IS NOT NULL DO NOTHING
             RETURNING id
             """
         var ids: [Int64] = []

@@ -82,7 +82,12 @@ extension JobStore {
             try binds.append(value)
             conditions.append(sql.replacingOccurrences(of: "?", with: "$\(binds.count)"))
         }
-        if let status = filter.status { try bind("j.status = ?", status) }
+        if let status = filter.status {
+            try bind("j.status = ?", status)
+            // Unfinished jobs live in the active partition only: say so, and the other partitions are not read; for
+            // finished ones, the active partition's list indexes (of jobs finished before the cutover) apply.
+            conditions.append(status.isFinished ? "j.finished_at IS NOT NULL" : "j.finished_at IS NULL")
+        }
         if let kind = filter.kind { try bind("j.kind = ?", kind) }
         if let queue = filter.queue { try bind("j.queue = ?", queue) }
         if let after { try bind("j.id < ?", after) }
@@ -129,7 +134,8 @@ extension JobStore {
     /// Puts a FAILED or CANCELLED job back to QUEUED with a fresh attempt budget; its error history stays.
     public func retry(id: Int64) async throws -> RetryOutcome {
         do {
-            let rows = try await self.client.query(
+            let retried = try await self.retryingMovedRows { () -> JobRecord? in
+                let rows = try await self.client.query(
                 """
                 UPDATE skipper.jobs j
                 SET status = 'QUEUED', attempt = 0, run_at = now(), runner_id = NULL, started_at = NULL,
@@ -138,7 +144,10 @@ extension JobStore {
                 RETURNING \(unescaped: JobRecord.columns)
                 """,
                 logger: self.logger)
-            for try await row in rows { return .queued(try JobRecord(row: row)) }
+                for try await row in rows { return try JobRecord(row: row) }
+                return nil
+            }
+            if let retried { return .queued(retried) }
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             let key = try await self.uniqueKey(id: id) ?? ""
             return .uniqueKeyTaken(key)
@@ -160,9 +169,9 @@ extension JobStore {
     public func depth() async throws -> [QueueDepth] {
         let rows = try await self.client.query(
             """
-            SELECT queue, 'QUEUED', count(*) FROM skipper.jobs WHERE status = 'QUEUED' GROUP BY queue
+            SELECT queue, 'QUEUED', count(*) FROM skipper.jobs WHERE status = 'QUEUED' AND finished_at IS NULL GROUP BY queue
             UNION ALL
-            SELECT queue, 'RUNNING', count(*) FROM skipper.jobs WHERE status = 'RUNNING' GROUP BY queue
+            SELECT queue, 'RUNNING', count(*) FROM skipper.jobs WHERE status = 'RUNNING' AND finished_at IS NULL GROUP BY queue
             """,
             logger: self.logger)
         var depth: [QueueDepth] = []

@@ -22,22 +22,26 @@ public struct JobStore: Sendable {
     /// Cancels a job: a QUEUED one becomes CANCELLED at once; a RUNNING one gets `cancel_requested_at` and a
     /// `skipper_cancel` notification for the runner holding it.
     public func cancel(id: Int64) async throws -> CancelOutcome {
-        let rows = try await self.client.query(
+        let outcome = try await self.retryingMovedRows { () -> CancelOutcome? in
+            let rows = try await self.client.query(
             """
             WITH c AS (
               UPDATE skipper.jobs SET
                 status = CASE WHEN status = 'QUEUED' THEN 'CANCELLED' ELSE status END,
                 finished_at = CASE WHEN status = 'QUEUED' THEN now() ELSE finished_at END,
                 cancel_requested_at = coalesce(cancel_requested_at, now())
-              WHERE id = \(id) AND status IN ('QUEUED', 'RUNNING')
+              WHERE id = \(id) AND status IN ('QUEUED', 'RUNNING') AND finished_at IS NULL
               RETURNING id, status)
             SELECT c.status FROM c
             LEFT JOIN LATERAL (SELECT pg_notify(\(Channel.cancel), c.id::text) WHERE c.status = 'RUNNING') n ON true
             """,
             logger: self.logger)
-        for try await status in rows.decode(JobStatus.self) {
-            return status == .cancelled ? .cancelled : .requested
+            for try await status in rows.decode(JobStatus.self) {
+                return status == .cancelled ? .cancelled : .requested
+            }
+            return nil
         }
+        if let outcome { return outcome }
         guard let status = try await self.status(id: id) else { return .notFound }
         return .alreadyFinished(status)
     }

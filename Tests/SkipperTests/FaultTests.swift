@@ -1,0 +1,203 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+import TestSupport
+
+@testable import Skipper
+
+/// What must hold on the queue's worst days, each a defect found on main before the fix: shared unique keys, cancels
+/// that race a failing attempt, outcomes PostgreSQL refuses, unbounded histories, squatted keys, kinds nobody runs.
+@Suite struct FaultTests {
+    let logger = Logger(label: "test")
+
+    func claim(_ store: JobStore, _ db: TestDatabase, _ runner: String, limit: Int = 10, kinds: [String] = ["noop", "sleep", "fail"]) async throws -> [ClaimedJob] {
+        try await db.liveRunner(runner)
+        return try await store.claim(queues: ["default"], kinds: kinds, runnerID: runner, limit: limit)
+    }
+
+    /// Two RUNNING jobs may share a unique key (the index covers QUEUED jobs only). When their runner died, rescue
+    /// put both back to QUEUED, hit the unique index and rolled back every round: nothing was rescued or pruned.
+    @Test func jobsSharingAUniqueKeyAreRescuedTogether() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                let options = JobOptions(uniqueKey: "report")
+                let a = try await skipper.enqueue(kind: "noop", options: options).id
+                _ = try await self.claim(store, db, "dead", limit: 1)
+                let b = try await skipper.enqueue(kind: "noop", options: options).id
+                _ = try await self.claim(store, db, "dead", limit: 1)
+                let c = try await skipper.enqueue(kind: "noop", options: options).id
+                #expect(Set([a, b, c]).count == 3)
+                let d = try await skipper.enqueue(kind: "noop", options: JobOptions(uniqueKey: "other")).id
+                _ = try await self.claim(store, db, "dead", limit: 5)
+                // Jobs a and b (key "report") and c, d RUNNING under "dead"; a new "report" job waits QUEUED.
+                let e = try await skipper.enqueue(kind: "noop", options: options).id
+                try await db.query("UPDATE skipper.runners SET lease_ms = 1000, heartbeat_at = now() - interval '1 minute' WHERE id = 'dead'")
+                let rescued = try #require(try await store.asLeader(.rescue) { try await store.rescue(on: $0) })
+                #expect(Set(rescued.map(\.id)) == Set([a, b, c, d]))
+                #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'QUEUED'") == "5")
+                // The QUEUED one keeps "report"; the rescued ones that shared it lost theirs; "other" kept its own.
+                #expect(try await db.scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM skipper.jobs WHERE unique_key = 'report'") == "\(e)")
+                #expect(try await db.scalar("SELECT unique_key FROM skipper.jobs WHERE id = \(d)") == "other")
+                // And maintenance as a whole goes on (rescue, then retention).
+                let maintenance = Maintenance(store: store, config: try RunnerConfig(environment: [:]), gate: StartGate(), wakeClaims: {}, logger: self.logger)
+                await maintenance.round()
+            }
+        }
+    }
+
+    /// A cancel that lands while an attempt fails was acknowledged, but the failure put the job back to QUEUED and it
+    /// ran again. A job with a cancel request never goes back to QUEUED: failed, released or rescued, it ends CANCELLED.
+    @Test func aCancelledJobNeverGoesBackToQueued() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                for outcome in [Finished.Outcome.failed(error: "boom", retryDelay: .zero, permanent: false), .released] {
+                    let id = try await skipper.enqueue(kind: "noop").id
+                    let job = try #require(try await self.claim(store, db, "r", limit: 1).first)
+                    #expect(try await skipper.cancel(id: id) == .requested)
+                    #expect(try await store.finish([Finished(claim: job.claim, outcome: outcome)], runnerID: "r") == [job.claim])
+                    #expect(try await db.scalar("SELECT status || ' ' || (finished_at IS NOT NULL) FROM skipper.jobs WHERE id = \(id)") == "CANCELLED true")
+                    #expect(try await self.claim(store, db, "r").isEmpty)
+                }
+            }
+        }
+    }
+
+    /// `fail` with a retry of 10^17 ms was accepted; the completer's UPDATE then failed (interval out of range) and it
+    /// retried the batch forever, so no later outcome of that runner was written. Now: the delay is bounded, an outcome
+    /// PostgreSQL refuses is isolated and recorded FAILED with the reason, and the others are written.
+    @Test func anOutcomePostgreSQLRefusesIsIsolatedAndTheOthersAreWritten() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                let ids = try await skipper.enqueueMany((0..<4).map { _ in NewJob(kind: "noop") })
+                let jobs = try await self.claim(store, db, "r")
+                #expect(jobs.count == 4)
+                let completer = Completer(store: store, runnerID: "r", logger: self.logger)
+                let running = Task { try await completer.run() }
+                defer { running.cancel() }
+                completer.submit(Finished(claim: jobs[0].claim, outcome: .completed(result: #"{"fine": true}"#)))
+                // Not JSON: PostgreSQL refuses to store it as jsonb.
+                completer.submit(Finished(claim: jobs[1].claim, outcome: .completed(result: "{broken")))
+                completer.submit(Finished(claim: jobs[2].claim, outcome: .failed(error: "later", retryDelay: .milliseconds(100_000_000_000_000_000), permanent: false)))
+                completer.submit(Finished(claim: jobs[3].claim, outcome: .completed(result: nil)))
+                #expect(try await eventually(timeout: .seconds(10)) {
+                    try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status <> 'RUNNING'") == "4"
+                })
+                let states = try await db.query("SELECT id, status, coalesce(errors->-1->>'error', '') FROM skipper.jobs ORDER BY id")
+                let byID = Dictionary(uniqueKeysWithValues: states.map { (Int64($0[0]!)!, ($0[1]!, $0[2]!)) })
+                #expect(byID[jobs[0].id]?.0 == "COMPLETED" && byID[jobs[3].id]?.0 == "COMPLETED")
+                #expect(byID[jobs[1].id]?.0 == "FAILED")
+                #expect(byID[jobs[1].id]?.1.contains("could not record this attempt's outcome") == true)
+                // The absurd delay was cut to 30 days.
+                #expect(try await db.scalar(
+                    "SELECT status || ' ' || (run_at BETWEEN now() + interval '29 days' AND now() + interval '31 days') FROM skipper.jobs WHERE id = \(jobs[2].id)") == "QUEUED true")
+                #expect(Set(ids) == Set(jobs.map(\.id)))
+            }
+        }
+    }
+
+    /// A history of failures stays bounded: at most 20 entries of at most 8 KiB each, however many attempts fail
+    /// with however long a message (a 1 MB message × many attempts grew `errors` past jsonb's limit).
+    @Test func theErrorHistoryIsBounded() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                let id = try await skipper.enqueue(kind: "noop", options: JobOptions(maxAttempts: 40)).id
+                let huge = String(repeating: "x", count: 1_000_000)
+                for _ in 0..<30 {
+                    let job = try #require(try await self.claim(store, db, "r", limit: 1).first)
+                    _ = try await store.finish([Finished(claim: job.claim, outcome: .failed(error: huge, retryDelay: .zero, permanent: false))], runnerID: "r")
+                }
+                #expect(try await db.scalar("SELECT jsonb_array_length(errors) || ' ' || attempt FROM skipper.jobs WHERE id = \(id)") == "20 30")
+                #expect(try await db.scalar("SELECT max(length(e->>'error')) < 8300 FROM skipper.jobs, jsonb_array_elements(errors) e WHERE id = \(id)") == "true")
+                #expect(try await db.scalar("SELECT (errors->-1->>'attempt') FROM skipper.jobs WHERE id = \(id)") == "30")
+            }
+        }
+    }
+
+    /// `unique_key` was global across kinds: a `noop` submitted with the key `report.refresh` and `run_at` in 2099
+    /// swallowed every payment's refresh. Keys are scoped by kind, and coalescing into a QUEUED twin never delays work.
+    @Test func uniqueKeysAreScopedByKindAndCannotBeSquatted() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let far = Date(timeIntervalSince1970: 4_070_908_800)  // 2099
+                let squat = try await skipper.enqueue(kind: "noop", options: JobOptions(runAt: far, uniqueKey: "report.refresh"))
+                let refresh = try await skipper.enqueue(kind: "report.refresh", options: JobOptions(runAt: Date().addingTimeInterval(0.5), uniqueKey: "report.refresh"))
+                #expect(squat.inserted && refresh.inserted && squat.id != refresh.id)
+                // A squatter of the right kind, far in the future: the next real enqueue pulls it in.
+                try await db.query("DELETE FROM skipper.jobs WHERE id = \(refresh.id)")
+                let squatter = try await skipper.enqueue(kind: "report.refresh", options: JobOptions(priority: 5, runAt: far, uniqueKey: "report.refresh"))
+                let payment = try await skipper.enqueue(kind: "report.refresh", options: JobOptions(runAt: Date().addingTimeInterval(0.5), uniqueKey: "report.refresh"))
+                #expect(squatter.inserted && !payment.inserted && payment.id == squatter.id)
+                #expect(try await db.scalar(
+                    "SELECT (run_at < now() + interval '5 seconds') || ' ' || priority FROM skipper.jobs WHERE id = \(squatter.id)") == "true 0")
+                // A twin that is already sooner is left alone (no write).
+                let xmin = try await db.scalar("SELECT xmin FROM skipper.jobs WHERE id = \(squatter.id)")
+                _ = try await skipper.enqueue(kind: "report.refresh", options: JobOptions(runAt: far, uniqueKey: "report.refresh"))
+                #expect(try await db.scalar("SELECT xmin FROM skipper.jobs WHERE id = \(squatter.id)") == xmin)
+            }
+        }
+    }
+
+    /// A runner claimed kinds it had no handler for (a newer deployment's, or one inserted with SQL) and FAILED them
+    /// for good. It claims only what it handles; the rest waits, and queue_stats shows that nobody serves it.
+    @Test func aRunnerClaimsOnlyTheKindsItHandles() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                let newer = try await skipper.enqueue(kind: "invoice.render").id
+                let known = try await skipper.enqueue(kind: "noop").id
+                let claimed = try await self.claim(store, db, "old", kinds: ["noop", "sleep"])
+                #expect(claimed.map(\.id) == [known])
+                #expect(try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(newer)") == "QUEUED")
+                try await db.query("UPDATE skipper.runners SET kinds = '{noop,sleep}' WHERE id = 'old'")
+                #expect(try await db.scalar("SELECT jobs || ' ' || unserved FROM skipper.queue_stats WHERE queue = 'default' AND status = 'QUEUED'") == "1 1")
+            }
+        }
+    }
+
+    /// A superseded attempt cannot publish: the fenced transaction checks and locks its claim, so a write that must
+    /// happen at most once (the settlement's publish) is refused once the job was rescued and claimed again.
+    @Test func aFencedTransactionRefusesASupersededAttempt() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                _ = try await skipper.enqueue(kind: "noop")
+                let first = try #require(try await self.claim(store, db, "a", limit: 1).first)
+                let board = ProgressBoard()
+                func context(_ job: ClaimedJob) -> JobContext {
+                    JobContext(
+                        jobID: job.id, lease: job.lease, kind: job.kind, queue: job.queue, attempt: job.attempt, maxAttempts: job.maxAttempts,
+                        meta: job.meta, logger: self.logger, postgres: client, cancelsStatements: true, board: board)
+                }
+                let wrote = try await context(first).withFencedTransaction { connection in
+                    try await connection.query("CREATE TABLE published (lease bigint)", logger: self.logger)
+                    return true
+                }
+                #expect(wrote)
+                try await db.query("UPDATE skipper.runners SET lease_ms = 1000, heartbeat_at = now() - interval '1 minute' WHERE id = 'a'")
+                _ = try await store.asLeader(.rescue) { try await store.rescue(on: $0) }
+                let second = try #require(try await self.claim(store, db, "b", limit: 1).first)
+                await #expect(throws: ClaimLost.self) {
+                    try await context(first).withFencedTransaction { connection in
+                        try await connection.query("INSERT INTO published VALUES (\(first.lease))", logger: self.logger)
+                    }
+                }
+                try await context(second).withFencedTransaction { connection in
+                    try await connection.query("INSERT INTO published VALUES (\(second.lease))", logger: self.logger)
+                }
+                #expect(try await db.scalar("SELECT string_agg(lease::text, ',') FROM published") == "\(second.lease)")
+            }
+        }
+    }
+}

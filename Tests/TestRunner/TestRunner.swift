@@ -1,0 +1,80 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Shop
+import Skipper
+
+/// skipper-test-runner: skipper-runner's kinds plus `trace`, for tests about executions (chaos, stalled leases).
+/// It is also a program that embeds the library's runner with a handler of its own, as an application would.
+@main
+struct TestRunner {
+    static func main() async throws {
+        let config = try SkipperConfig()
+        let runnerConfig = try RunnerConfig()
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = config.logLevel
+            return handler
+        }
+        let logger = Logger(label: "skipper.test-runner")
+        let postgres = PostgresClient(
+            configuration: config.database.clientConfiguration(maxConnections: runnerConfig.workers + 6, applicationName: "skipper-test-runner"),
+            backgroundLogger: logger)
+        let control = PostgresClient(
+            configuration: config.database.clientConfiguration(
+                maxConnections: 2, applicationName: "skipper-test-runner-control", statementTimeout: runnerConfig.heartbeatInterval),
+            backgroundLogger: logger)
+        let handlers = BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize) + [AnyJobHandler(Trace())]
+        let runner = JobRunner(postgres: postgres, control: control, config: runnerConfig, handlers: handlers, logger: logger)
+        var group = ServiceGroupConfiguration(
+            services: [postgres, control, runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = runnerConfig.shutdownGrace + .seconds(15)
+        try await ServiceGroup(configuration: group).run()
+    }
+}
+
+/// `trace {"ms": N}`: records its execution in the test's table `executions` (job, lease, runner process, start and
+/// end by the server's clock), sleeping N ms between, cancellable. The end is recorded however the execution ends.
+struct Trace: JobHandler {
+    struct Args: Codable, Sendable {
+        var ms: Int
+    }
+    static let kind = "trace"
+
+    func run(_ args: Args, context: JobContext) async throws -> NoOutput? {
+        let pid = Int32(ProcessInfo.processInfo.processIdentifier)
+        let claim = context.claim
+        do {
+            // Its answer can be lost after it committed (a connection cut): the end is recorded in any case.
+            try await context.postgres.query(
+                """
+                INSERT INTO executions (job_id, lease, pid, started_at) VALUES (\(claim.jobID), \(claim.lease), \(pid), clock_timestamp())
+                """,
+                logger: context.logger)
+            try await Task.sleep(for: .milliseconds(args.ms))
+            await Self.ended(claim, context: context)
+            return nil
+        } catch {
+            await Self.ended(claim, context: context)
+            throw error
+        }
+    }
+
+    /// Records the end, outside the (maybe cancelled) task, trying again while PostgreSQL is away (a minute).
+    static func ended(_ claim: Claim, context: JobContext) async {
+        await Task.detached {
+            for attempt in 1...300 {
+                do {
+                    try await context.postgres.query(
+                        "UPDATE executions SET ended_at = clock_timestamp() WHERE job_id = \(claim.jobID) AND lease = \(claim.lease) AND ended_at IS NULL",
+                        logger: context.logger)
+                    return
+                } catch {
+                    context.logger.warning("could not record the end of an execution", metadata: ["attempt": "\(attempt)"])
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+            }
+        }.value
+    }
+}
