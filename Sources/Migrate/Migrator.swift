@@ -110,31 +110,78 @@ struct Migrator {
             throw .source("cannot read \(file.path): \(error.localizedDescription)")
         }
         let started = ContinuousClock.now
-        do throws(SQLFailure) {
-            try self.connection.query("BEGIN")
-            try self.connection.execScript(script)
-            guard self.connection.inTransaction else {
-                throw SQLFailure(message: "the file ended the transaction itself; remove its BEGIN/COMMIT/ROLLBACK")
-            }
-            try self.record(target, dirty: false)
-            try self.connection.query("COMMIT")
-        } catch {
-            _ = try? self.connection.query("ROLLBACK")
-            // The transaction rolled back, so the schema stands where it was; dirty makes a person look before going on.
-            try self.sql { () throws(SQLFailure) in
+        if Self.runsOutsideATransaction(script) {
+            try self.runStatementByStatement(script, migration: migration, file: file, from: from, to: target)
+        } else {
+            do throws(SQLFailure) {
                 try self.connection.query("BEGIN")
-                try self.record(migration.version, dirty: true)
+                try self.connection.execScript(script)
+                guard self.connection.inTransaction else {
+                    throw SQLFailure(message: "the file ended the transaction itself; remove its BEGIN/COMMIT/ROLLBACK")
+                }
+                try self.record(target, dirty: false)
                 try self.connection.query("COMMIT")
+            } catch {
+                _ = try? self.connection.query("ROLLBACK")
+                // The transaction rolled back, so the schema stands where it was; dirty makes a person look before going on.
+                try self.sql { () throws(SQLFailure) in
+                    try self.connection.query("BEGIN")
+                    try self.record(migration.version, dirty: true)
+                    try self.connection.query("COMMIT")
+                }
+                let position = error.position.flatMap { Self.lineAndColumn(of: $0, in: script) }
+                throw .failed(
+                    file: self.displayPath(file), line: position?.line, column: position?.column, failure: error,
+                    standsAt: from, dirtyVersion: migration.version
+                )
             }
-            let position = error.position.flatMap { Self.lineAndColumn(of: $0, in: script) }
-            throw .failed(
-                file: self.displayPath(file), line: position?.line, column: position?.column, failure: error,
-                standsAt: from, dirtyVersion: migration.version
-            )
         }
         let elapsed = ContinuousClock.now - started
         let ms = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         self.print("\(up ? "applied" : "reverted") \(migration.label) (\(ms) ms)")
+    }
+
+    /// The first line of a file that must run outside a transaction (`CREATE INDEX CONCURRENTLY`, which builds an
+    /// index on a big table without blocking its writers).
+    static let noTransactionMarker = "-- skipper-migrate: no transaction"
+
+    static func runsOutsideATransaction(_ script: String) -> Bool {
+        script.split(separator: "\n", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) == Self.noTransactionMarker } ?? false
+    }
+
+    /// Runs a file marked ``noTransactionMarker`` one statement at a time, each committed on its own: the version is
+    /// recorded dirty first and clean at the end, so a failure half-way leaves it dirty for a person to look at. Such a
+    /// file holds simple statements, each ending with a semicolon at the end of a line (no `$$` bodies), written so
+    /// they can run again (`IF NOT EXISTS`).
+    private func runStatementByStatement(_ script: String, migration: Migration, file: URL, from: Int64?, to target: Int64?) throws(MigrateError) {
+        try self.sql { () throws(SQLFailure) in
+            try self.connection.query("BEGIN")
+            try self.record(migration.version, dirty: true)
+            try self.connection.query("COMMIT")
+        }
+        var statement = ""
+        var firstLine = 1
+        var line = 0
+        for text in script.split(separator: "\n", omittingEmptySubsequences: false) {
+            line += 1
+            if statement.isEmpty { firstLine = line }
+            statement += text + "\n"
+            guard text.trimmingCharacters(in: .whitespaces).hasSuffix(";") else { continue }
+            do throws(SQLFailure) {
+                try self.connection.execScript(statement)
+            } catch {
+                let position = error.position.flatMap { Self.lineAndColumn(of: $0, in: statement) }
+                throw .failed(
+                    file: self.displayPath(file), line: position.map { firstLine + $0.line - 1 } ?? firstLine,
+                    column: position?.column, failure: error, standsAt: from, dirtyVersion: migration.version)
+            }
+            statement = ""
+        }
+        try self.sql { () throws(SQLFailure) in
+            try self.connection.query("BEGIN")
+            try self.record(target, dirty: false)
+            try self.connection.query("COMMIT")
+        }
     }
 
     private func record(_ version: Int64?, dirty: Bool) throws(SQLFailure) {
@@ -176,7 +223,13 @@ struct Migrator {
             return rows.first?.first.flatMap { $0 } ?? "public"
         }
         let lockID = AdvisoryLockID.forDatabase(self.database.database, schema: schema, table: "schema_migrations")
-        try self.sql { () throws(SQLFailure) in try self.connection.query("SELECT pg_advisory_lock($1)", [String(lockID)]) }
+        // Polled rather than waited for: a session blocked in pg_advisory_lock sits in an open transaction, which a
+        // CREATE INDEX CONCURRENTLY of the migrator holding the lock would wait for, deadlocking the two.
+        try self.sql { () throws(SQLFailure) in
+            while try self.connection.query("SELECT pg_try_advisory_lock($1)", [String(lockID)]).first?.first != "t" {
+                usleep(100_000)
+            }
+        }
         defer { _ = try? self.connection.query("SELECT pg_advisory_unlock($1)", [String(lockID)]) }
         let table = Self.quoted(schema) + ".schema_migrations"
         let state = try self.sql { () throws(SQLFailure) -> State in

@@ -177,16 +177,10 @@ extension JobStore {
     /// After a migration of a big table: validates the active partition's cutover constraint (a scan that blocks no
     /// one), after which daily partitions can be made without scanning it. True when it is (now) validated.
     func validateCutover(on connection: PostgresConnection) async throws -> Bool {
-        let rows = try await connection.query(
-            """
-            SELECT convalidated FROM pg_constraint
-            WHERE conrelid = 'skipper.jobs_active'::regclass AND conname = 'jobs_active_unfinished'
-            """,
-            logger: self.logger)
-        for try await validated in rows.decode(Bool.self) where !validated {
-            try await connection.query("ALTER TABLE skipper.jobs_active VALIDATE CONSTRAINT jobs_active_unfinished", logger: self.logger)
+        for try await validated in try await connection.query("SELECT skipper.validate_cutover()", logger: self.logger).decode(Bool.self) {
+            return validated
         }
-        return true
+        return false
     }
 
     /// Deletes up to `limit` jobs finished more than `retention` ago that live in the active partition: jobs that
@@ -197,10 +191,12 @@ extension JobStore {
             WITH doomed AS (
               SELECT id FROM skipper.jobs_active
               WHERE finished_at IS NOT NULL AND finished_at < now() - \(retention.milliseconds) * interval '1 millisecond'
-              ORDER BY finished_at LIMIT \(Int64(limit))
-              FOR UPDATE SKIP LOCKED),
+              ORDER BY finished_at LIMIT \(Int64(limit))),
             gone AS (
-              DELETE FROM skipper.jobs_active j USING doomed WHERE j.id = doomed.id
+              -- The conditions again: a job retried meanwhile (back to QUEUED) is rechecked and kept.
+              DELETE FROM skipper.jobs_active j USING doomed
+              WHERE j.id = doomed.id AND j.finished_at IS NOT NULL
+                AND j.finished_at < now() - \(retention.milliseconds) * interval '1 millisecond'
               RETURNING j.id),
             artifacts AS (
               DELETE FROM skipper.job_artifacts a USING gone WHERE a.job_id = gone.id)

@@ -21,7 +21,6 @@ BEGIN
     END LOOP;
 END
 $$;
-DROP INDEX skipper.jobs_unique_key_idx;
 ALTER SEQUENCE skipper.job_ids OWNED BY NONE;
 DROP TABLE skipper.jobs;
 DROP FUNCTION skipper.create_job_partitions(integer);
@@ -29,7 +28,8 @@ DROP FUNCTION skipper.drop_job_partitions(interval);
 DROP FUNCTION skipper.finish_status(smallint, integer, integer, timestamptz);
 DROP TABLE skipper.job_partitions;
 DROP TABLE skipper.partitioning;
-DROP INDEX skipper.jobs_active_finished_idx;
+ALTER INDEX skipper.jobs_active_unique_key_idx RENAME TO jobs_kind_unique_key_idx;
+ALTER INDEX skipper.jobs_active_finished_idx RENAME TO jobs_finished_at_idx;
 
 ALTER TABLE skipper.jobs_active RENAME TO jobs;
 ALTER TABLE skipper.jobs RENAME CONSTRAINT jobs_active_pkey TO jobs_pkey;
