@@ -6,7 +6,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BIN:-.build/debug}
 RUNNERS=${RUNNERS:-2}
 
-"$BIN/skipper-migrate" up
+# Least privilege on the private cluster: migrations run as skipper_owner (not a superuser), the API and the
+# runners as users granted skipper_api and skipper_runner. With a DATABASE_URL of your own, every process uses it.
+MIGRATE_URL=$DATABASE_URL API_URL=$DATABASE_URL RUNNER_URL=$DATABASE_URL
+if [ -n "${SKIPPER_PRIVATE_DB:-}" ]; then
+    psql -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" -f scripts/roles.sql
+    as() { echo "$DATABASE_URL" | sed "s#//[^@/]*@#//$1@#"; }
+    owner=$(psql -X -tA -d "$DATABASE_URL" -c "SELECT coalesce((SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'skipper'), 'skipper_owner')")
+    # A database migrated before by another user keeps that owner for its migrations.
+    MIGRATE_URL=$(as "$owner") API_URL=$(as skipper_api_login) RUNNER_URL=$(as skipper_runner_login)
+fi
+
+DATABASE_URL=$MIGRATE_URL "$BIN/skipper-migrate" up
 empty=$(psql -X -tA -d "$DATABASE_URL" -c \
     "SELECT NOT EXISTS (SELECT 1 FROM transactions) OR NOT EXISTS (SELECT 1 FROM products)")
 if [ "$empty" = "t" ]; then
@@ -24,13 +35,13 @@ stop() {
 }
 trap stop INT TERM
 
-"$BIN/skipper-api" > >(sed -u 's/^/[api]      /') 2>&1 &
+DATABASE_URL=$API_URL "$BIN/skipper-api" > >(sed -u 's/^/[api]      /') 2>&1 &
 pids+=($!)
 for i in $(seq 1 "$RUNNERS"); do
-    "$BIN/skipper-runner" > >(sed -u "s/^/[runner-$i] /") 2>&1 &
+    DATABASE_URL=$RUNNER_URL "$BIN/skipper-runner" > >(sed -u "s/^/[runner-$i] /") 2>&1 &
     pids+=($!)
 done
-echo "run: API on http://127.0.0.1:${PORT:-8080}, $RUNNERS runners; database $DATABASE_URL; Ctrl-C stops"
+echo "run: API on http://127.0.0.1:${PORT:-8080} (as ${API_URL#*//}), $RUNNERS runners (as ${RUNNER_URL#*//}); Ctrl-C stops"
 # If any process exits by itself, stop the rest: a half-running system is worse than a clear failure.
 set +e
 wait -n "${pids[@]}"

@@ -4,5 +4,7 @@ set -euo pipefail
 if [ -z "${DATABASE_URL:-}" ]; then
     eval "$("$(dirname "${BASH_SOURCE[0]}")/db.sh" start)"
     export DATABASE_URL
+    # The private cluster: make run logs each process in as a user of its own (scripts/roles.sql).
+    export SKIPPER_PRIVATE_DB=1
 fi
 exec "$@"
