@@ -2,12 +2,7 @@
 -- skipper.jobs again. Reads every finished job: for going back, not for a busy database.
 DROP VIEW skipper.queue_stats;
 DROP VIEW skipper.running_jobs;
-DROP TRIGGER jobs_count_inserted ON skipper.jobs;
-DROP TRIGGER jobs_count_updated ON skipper.jobs;
-DROP TRIGGER jobs_count_deleted ON skipper.jobs;
-DROP FUNCTION skipper.count_inserted();
-DROP FUNCTION skipper.count_updated();
-DROP FUNCTION skipper.count_deleted();
+DROP FUNCTION skipper.recount_finished();
 DROP TABLE skipper.job_counts;
 
 ALTER TABLE skipper.jobs_active DROP CONSTRAINT jobs_active_unfinished;

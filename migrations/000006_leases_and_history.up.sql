@@ -15,8 +15,8 @@
 --    constraint in the background (it blocks no one) and creates the partitions; until the cutover, finished jobs
 --    keep landing in the active partition as before. Nothing here scans or indexes a big table (the indexes it needs
 --    were built concurrently by the previous migration): it holds the table's lock for milliseconds.
--- 4. Counts of finished jobs per queue, status and day are kept in skipper.job_counts by a statement-level trigger,
---    so skipper.queue_stats reads a few rows instead of counting millions.
+-- 4. Counts of finished jobs per queue, status and day are kept in skipper.job_counts by the statements that finish,
+--    cancel, rescue and retry jobs, so skipper.queue_stats reads a few rows instead of counting millions.
 
 -- 1. Leases (catalog changes only: no column is rewritten)
 CREATE SEQUENCE skipper.job_leases AS bigint;
@@ -83,7 +83,7 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- 4. Counts of jobs finished from the cutover on (earlier ones, in the active partition, are counted where they are
--- until retention has pruned them).
+-- until retention has pruned them). Concurrent writers (two runners finishing at once) update different shards.
 CREATE TABLE skipper.job_counts (
     queue  text    NOT NULL,
     status text    NOT NULL,
@@ -93,58 +93,7 @@ CREATE TABLE skipper.job_counts (
     jobs   bigint  NOT NULL,
     PRIMARY KEY (queue, status, day, shard)
 );
-COMMENT ON TABLE skipper.job_counts IS 'Finished jobs per queue, status and UTC day of finished_at, summed over shards; kept by trigger.';
-
--- One function per operation: a trigger's transition tables exist only for the operations it names.
-CREATE FUNCTION skipper.count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    -- Jobs are inserted QUEUED: a cheap test first.
-    IF NOT EXISTS (SELECT 1 FROM new_rows WHERE finished_at IS NOT NULL) THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO skipper.job_counts AS c (queue, status, day, shard, jobs)
-    SELECT queue, status, (finished_at AT TIME ZONE 'UTC')::date, pg_backend_pid() % 16, count(*)
-    FROM new_rows WHERE finished_at >= (SELECT cutover FROM skipper.partitioning) GROUP BY 1, 2, 3
-    ON CONFLICT (queue, status, day, shard) DO UPDATE SET jobs = c.jobs + excluded.jobs;
-    RETURN NULL;
-END
-$$;
-CREATE FUNCTION skipper.count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    -- Most updates (claims, progress) change no finished row: a cheap test first.
-    IF NOT EXISTS (SELECT 1 FROM new_rows WHERE finished_at IS NOT NULL)
-       AND NOT EXISTS (SELECT 1 FROM old_rows WHERE finished_at IS NOT NULL) THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO skipper.job_counts AS c (queue, status, day, shard, jobs)
-    SELECT queue, status, day, pg_backend_pid() % 16, sum(delta)
-    FROM (SELECT queue, status, (finished_at AT TIME ZONE 'UTC')::date AS day, 1 AS delta
-          FROM new_rows WHERE finished_at >= (SELECT cutover FROM skipper.partitioning)
-          UNION ALL
-          SELECT queue, status, (finished_at AT TIME ZONE 'UTC')::date, -1
-          FROM old_rows WHERE finished_at >= (SELECT cutover FROM skipper.partitioning)) d
-    GROUP BY queue, status, day
-    HAVING sum(delta) <> 0
-    ON CONFLICT (queue, status, day, shard) DO UPDATE SET jobs = c.jobs + excluded.jobs;
-    RETURN NULL;
-END
-$$;
-CREATE FUNCTION skipper.count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO skipper.job_counts AS c (queue, status, day, shard, jobs)
-    SELECT queue, status, (finished_at AT TIME ZONE 'UTC')::date, pg_backend_pid() % 16, -count(*)
-    FROM old_rows WHERE finished_at >= (SELECT cutover FROM skipper.partitioning) GROUP BY 1, 2, 3
-    ON CONFLICT (queue, status, day, shard) DO UPDATE SET jobs = c.jobs + excluded.jobs;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER jobs_count_inserted AFTER INSERT ON skipper.jobs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION skipper.count_inserted();
-CREATE TRIGGER jobs_count_updated AFTER UPDATE ON skipper.jobs
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION skipper.count_updated();
-CREATE TRIGGER jobs_count_deleted AFTER DELETE ON skipper.jobs
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION skipper.count_deleted();
--- Dropping a day's partition (retention) removes its jobs without a DELETE: its counts go with it.
+COMMENT ON TABLE skipper.job_counts IS 'Jobs finished from the cutover on, per queue, status and UTC day of finished_at, summed over shards; kept by the queue''s statements (skipper.recount_finished() after changes by hand).';
 
 -- The daily partitions, and the cutover from which they exist.
 CREATE TABLE skipper.job_partitions (
@@ -159,6 +108,17 @@ CREATE TABLE skipper.partitioning (
     cutover timestamptz NOT NULL
 );
 COMMENT ON TABLE skipper.partitioning IS 'Jobs finished from cutover on live in daily partitions; earlier ones in skipper.jobs_active.';
+
+-- Counts by hand (after changing finished jobs with SQL of your own, which the queue's statements do not see):
+-- recomputed from the daily partitions.
+CREATE FUNCTION skipper.recount_finished() RETURNS void LANGUAGE sql AS $$
+    DELETE FROM skipper.job_counts;
+    INSERT INTO skipper.job_counts (queue, status, day, shard, jobs)
+    SELECT queue, status, (finished_at AT TIME ZONE 'UTC')::date, 0, count(*)
+    FROM skipper.jobs
+    WHERE finished_at >= (SELECT cutover FROM skipper.partitioning)
+    GROUP BY 1, 2, 3;
+$$;
 
 -- Creates the missing daily partitions up to `days_ahead` days from now, once the active partition's cutover
 -- constraint is validated (so creating one needs no scan of it). Returns how many it created. The caller sets a

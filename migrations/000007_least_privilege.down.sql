@@ -7,8 +7,5 @@ REVOKE ALL ON SCHEMA skipper FROM skipper_api, skipper_runner;
 REVOKE ALL ON public.schema_migrations FROM skipper_api, skipper_runner;
 GRANT EXECUTE ON FUNCTION skipper.create_job_partitions(integer), skipper.drop_job_partitions(interval) TO PUBLIC;
 DROP FUNCTION skipper.validate_cutover();
-ALTER FUNCTION skipper.count_inserted() SECURITY INVOKER RESET search_path;
-ALTER FUNCTION skipper.count_updated() SECURITY INVOKER RESET search_path;
-ALTER FUNCTION skipper.count_deleted() SECURITY INVOKER RESET search_path;
 ALTER FUNCTION skipper.create_job_partitions(integer) SECURITY INVOKER RESET search_path;
 ALTER FUNCTION skipper.drop_job_partitions(interval) SECURITY INVOKER RESET search_path;

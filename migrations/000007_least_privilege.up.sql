@@ -15,11 +15,8 @@ $$;
 COMMENT ON ROLE skipper_api IS 'skipper-api: submits and reads jobs, takes orders; never changes the schema.';
 COMMENT ON ROLE skipper_runner IS 'skipper-runner: claims, runs and finishes jobs, keeps the partitions; never changes the schema.';
 
--- What runs on behalf of either role with the owner's rights: the counts the triggers keep, and the partition
--- maintenance (DDL needs the owner). Each with a fixed search_path.
-ALTER FUNCTION skipper.count_inserted() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION skipper.count_updated() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION skipper.count_deleted() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- What runs on behalf of the runners with the owner's rights: the partition maintenance (DDL needs the owner).
+-- Each with a fixed search_path.
 ALTER FUNCTION skipper.create_job_partitions(integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION skipper.drop_job_partitions(interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
@@ -42,6 +39,8 @@ GRANT SELECT ON public.schema_migrations TO skipper_api, skipper_runner;
 
 -- The API: inserts jobs, reads them, cancels and retries them; reads kinds and artifacts; the shop's orders.
 GRANT SELECT, INSERT, UPDATE ON skipper.jobs TO skipper_api;
+GRANT SELECT, INSERT, UPDATE ON skipper.job_counts TO skipper_api, skipper_runner;
+GRANT SELECT ON skipper.partitioning TO skipper_api, skipper_runner;
 GRANT USAGE ON SEQUENCE skipper.job_ids TO skipper_api;
 GRANT SELECT ON skipper.kinds, skipper.job_artifacts, skipper.queue_stats, skipper.running_jobs TO skipper_api;
 GRANT SELECT, UPDATE ON products TO skipper_api;

@@ -37,12 +37,20 @@ struct Bench {
 
 /// One measured figure, and the baseline it is compared with.
 struct Measurement: Codable {
+    /// How the figure compares with its baseline: as a percentage (rates: higher is better) or as a multiple.
+    enum Comparison: String, Codable {
+        case percent
+        case times
+    }
+
     var name: String
     var value: Double
     var unit: String
     var baseline: String?
     var baselineValue: Double?
-    /// value / baseline, in percent, for rates.
+    var comparison: Comparison = .percent
+
+    /// value / baseline, in percent.
     var percentOfBaseline: Double? {
         guard let baselineValue, baselineValue > 0 else { return nil }
         return 100 * self.value / baselineValue
@@ -55,22 +63,29 @@ struct Report: Codable {
     var postgres = ""
     var measurements: [Measurement] = []
 
+    mutating func add(
+        _ name: String, _ value: Double, _ unit: String, _ baseline: String? = nil, _ baselineValue: Double? = nil,
+        _ comparison: Measurement.Comparison = .percent
+    ) {
+        self.measurements.append(Measurement(
+            name: name, value: value, unit: unit, baseline: baseline, baselineValue: baselineValue, comparison: comparison))
+    }
+
     func print() {
         Swift.print("Skipper bench — \(self.date) — \(self.machine) — \(self.postgres)")
         Swift.print("")
-        let header = "measurement".padding(toLength: 46, withPad: " ", startingAt: 0) + "value".leftPad(14) + "  unit      " + "baseline (raw SQL, same run)".padding(toLength: 44, withPad: " ", startingAt: 0) + "ratio".leftPad(8)
+        let header = "measurement".padding(toLength: 58, withPad: " ", startingAt: 0) + "value".leftPad(12) + "  unit    "
+            + "baseline (same run)".padding(toLength: 48, withPad: " ", startingAt: 0) + "ratio".leftPad(8)
         Swift.print(header)
         Swift.print(String(repeating: "-", count: header.count))
         for m in self.measurements {
-            var line = m.name.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%.1f", m.value).leftPad(14)
-            line += "  " + m.unit.padding(toLength: 10, withPad: " ", startingAt: 0)
-            if let baseline = m.baseline, let value = m.baselineValue {
-                line += (baseline + " " + String(format: value < 100 ? "%.2f" : "%.0f", value)).padding(toLength: 44, withPad: " ", startingAt: 0)
-                // Rates compare as a percentage of the baseline; durations as a multiple of it.
-                if m.unit == "s", value > 0 {
-                    line += String(format: "%.2fx", m.value / value).leftPad(8)
-                } else if let percent = m.percentOfBaseline {
-                    line += String(format: "%.0f %%", percent).leftPad(8)
+            var line = m.name.padding(toLength: 58, withPad: " ", startingAt: 0) + String(format: "%.1f", m.value).leftPad(12)
+            line += "  " + m.unit.padding(toLength: 8, withPad: " ", startingAt: 0)
+            if let baseline = m.baseline {
+                let shown = m.baselineValue.map { String(format: $0 < 100 ? "%.2f" : "%.0f", $0) } ?? "n/a"
+                line += (baseline + " " + shown).padding(toLength: 48, withPad: " ", startingAt: 0)
+                if let value = m.baselineValue, value > 0 {
+                    line += (m.comparison == .times ? String(format: "%.2fx", m.value / value) : String(format: "%.0f %%", 100 * m.value / value)).leftPad(8)
                 }
             }
             Swift.print(line)

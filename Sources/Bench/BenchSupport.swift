@@ -6,7 +6,7 @@ import TestSupport
 
 /// The bench's own database, made anew each run and migrated with skipper-migrate.
 enum BenchDatabase {
-    static func recreate(_ config: DatabaseConfig, from base: DatabaseConfig, logger: Logger) async throws {
+    static func recreate(_ config: DatabaseConfig, from base: DatabaseConfig, logger: Logger, migrate: Bool = true) async throws {
         let admin = PostgresClient(configuration: base.clientConfiguration(maxConnections: 1, applicationName: "skipper-bench"), backgroundLogger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await admin.run() }
@@ -14,6 +14,7 @@ enum BenchDatabase {
             try await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(config.database) WITH (FORCE)"), logger: logger)
             try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(config.database)"), logger: logger)
         }
+        guard migrate else { return }
         let migrated = try await runProcess(
             Executables.path("skipper-migrate"), ["up", "--path", "migrations", "--database-url", config.url(redacted: false)])
         guard migrated.status == 0 else { throw BenchError("skipper-migrate up failed: \(migrated.stderr)") }

@@ -60,7 +60,7 @@ extension BenchRun {
         report.measurements.append(Measurement(
             name: "POST /jobs over HTTP, \(Self.httpConnections) conns (median of 3)", value: rate, unit: "jobs/s",
             baseline: "single-row INSERT, \(Self.httpConnections) clients", baselineValue: raw))
-        report.measurements.append(Measurement(name: "POST /jobs over HTTP p99 latency", value: p99, unit: "ms"))
+        report.add("POST /jobs over HTTP p99 latency", p99, "ms")
         Swift.print("http submit: \(Int(rate)) jobs/s, p99 \(p99) ms, \(stored) jobs stored")
     }
 
@@ -96,7 +96,7 @@ extension BenchRun {
             report.measurements.append(Measurement(
                 name: "POST /orders over HTTP, \(label)", value: rate, unit: "orders/s",
                 baseline: "order statement, 64 clients", baselineValue: raw))
-            report.measurements.append(Measurement(name: "POST /orders p99, \(label)", value: p99, unit: "ms"))
+            report.add("POST /orders p99, \(label)", p99, "ms")
             Swift.print("orders (\(label)): \(Int(rate))/s, p99 \(p99) ms; raw \(Int(raw))/s")
         }
     }
@@ -128,6 +128,14 @@ extension BenchRun {
             return total
         }
         return Double(done) / Double(seconds)
+    }
+
+    /// The status and body of a GET.
+    static func getBody(_ url: String) async throws -> (Int, String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 10
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
     static func get(_ url: String) async -> Int? {

@@ -57,7 +57,7 @@ extension BenchRun {
         report.measurements.append(Measurement(
             name: "settlement of 1,000,000 transactions", value: wall, unit: "s",
             baseline: "one INSERT … GROUP BY … ON CONFLICT", baselineValue: single))
-        if let peak { report.measurements.append(Measurement(name: "settlement: runner peak RSS", value: peak, unit: "MiB")) }
+        if let peak { report.add("settlement: runner peak RSS", peak, "MiB") }
         Swift.print("settlement: \(wall) s (single statement \(single) s), runner peak RSS \(peak ?? -1) MiB")
     }
 }

@@ -90,6 +90,30 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(self.jobID)/\(self.lease)" }
 }
 
+/// A place in a queue's claim order (`priority, run_at, id`, the claim index's order): the next claim of the queue
+/// resumes after it instead of walking again over the index entries of jobs claimed before, which stay in the index,
+/// dead, until vacuum removes them (under load, the head of the index is mostly such entries).
+public struct ClaimPosition: Sendable, Equatable, Comparable {
+    public var priority: Int16
+    /// `run_at` in microseconds since 1970, exactly as PostgreSQL stores it (a `Date` would not round-trip).
+    public var runAtMicroseconds: Int64
+    public var id: Int64
+
+    public init(priority: Int16, runAtMicroseconds: Int64, id: Int64) {
+        self.priority = priority
+        self.runAtMicroseconds = runAtMicroseconds
+        self.id = id
+    }
+
+    /// Before every job: a claim from here walks from the head of the index. (Year 4684 BC: near PostgreSQL's
+    /// earliest timestamp, inside its range.)
+    public static let start = ClaimPosition(priority: .min, runAtMicroseconds: -210_000_000_000_000_000, id: 0)
+
+    public static func < (a: Self, b: Self) -> Bool {
+        (a.priority, a.runAtMicroseconds, a.id) < (b.priority, b.runAtMicroseconds, b.id)
+    }
+}
+
 /// A job as a runner holds it after claiming it.
 public struct ClaimedJob: Sendable, Equatable {
     /// The job's id.
@@ -110,6 +134,8 @@ public struct ClaimedJob: Sendable, Equatable {
     public let meta: String
     /// `meta.request_id`, read by the claim (the API's X-Request-ID), for the runner's log lines.
     public let requestID: String?
+    /// Where the job stood in its queue's claim order, so the next claim can resume after it.
+    public let position: ClaimPosition
 
     /// The claim this is.
     public var claim: Claim { Claim(jobID: self.id, lease: self.lease) }

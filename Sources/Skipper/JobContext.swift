@@ -19,8 +19,9 @@ public struct JobContext: Sendable {
     public let maxAttempts: Int32
     /// `meta` as JSON text (request id, submitter...).
     public let meta: String
-    /// A logger with `job.id`, `job.kind`, `job.attempt` (and `request.id` when the job has one).
-    public let logger: Logger
+    /// `meta.request_id`: the X-Request-ID of the API request that submitted the job.
+    public let requestID: String?
+    let runnerLogger: Logger
     /// The runner's Postgres client, for the handler's own queries.
     public let postgres: PostgresClient
     /// Whether a cancelled attempt's in-flight statement is cancelled on the server (`pg_cancel_backend`): not
@@ -31,6 +32,20 @@ public struct JobContext: Sendable {
 
     /// The claim this attempt holds.
     public var claim: Claim { Claim(jobID: self.jobID, lease: self.lease) }
+
+    /// A logger with `job.id`, `job.kind`, `job.attempt`, `job.lease` (and `request.id` when the job has one). Made
+    /// on each use (the metadata is set in one step); keep it in a local when logging a lot.
+    public var logger: Logger {
+        var logger = self.runnerLogger
+        var metadata = logger.handler.metadata
+        metadata["job.id"] = "\(self.jobID)"
+        metadata["job.kind"] = "\(self.kind)"
+        metadata["job.attempt"] = "\(self.attempt)"
+        metadata["job.lease"] = "\(self.lease)"
+        if let requestID = self.requestID { metadata["request.id"] = "\(requestID)" }
+        logger.handler.metadata = metadata
+        return logger
+    }
 
     /// Reports progress. Cheap: it records the numbers; the runner writes them at most every 500 ms per job,
     /// and once more when the job ends.
@@ -44,7 +59,7 @@ public struct JobContext: Sendable {
     public func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try Task.checkCancellation()
         let client = self.postgres
-        let logger = self.logger
+        let logger = self.runnerLogger
         guard self.cancelsStatements else {
             return try await client.withConnection { connection in
                 do {
@@ -87,7 +102,7 @@ public struct JobContext: Sendable {
     /// ``ClaimLost`` and writes nothing; and while the transaction runs, nobody can rescue or finish the job.
     public func withFencedTransaction<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let claim = self.claim
-        let logger = self.logger
+        let logger = self.runnerLogger
         do {
             return try await self.withConnection { connection in
                 try await connection.withTransaction(logger: logger) { connection in

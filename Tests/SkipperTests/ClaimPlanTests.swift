@@ -23,7 +23,12 @@ import TestSupport
                     binds.append(["noop"])
                     binds.append(Int64(100))
                     binds.append("r")
-                    for queue in queues { binds.append(queue) }
+                    for queue in queues {
+                        binds.append(queue)
+                        binds.append(ClaimPosition.start.priority)
+                        binds.append(ClaimPosition.start.runAtMicroseconds)
+                        binds.append(ClaimPosition.start.id)
+                    }
                     let explain = PostgresQuery(
                         unsafeSQL: "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + JobStore.claimSQL(queues: queues.count), binds: binds)
                     var lines: [String] = []

@@ -178,7 +178,7 @@ import TestSupport
                 func context(_ job: ClaimedJob) -> JobContext {
                     JobContext(
                         jobID: job.id, lease: job.lease, kind: job.kind, queue: job.queue, attempt: job.attempt, maxAttempts: job.maxAttempts,
-                        meta: job.meta, logger: self.logger, postgres: client, cancelsStatements: true, board: board)
+                        meta: job.meta, requestID: nil, runnerLogger: self.logger, postgres: client, cancelsStatements: true, board: board)
                 }
                 let wrote = try await context(first).withFencedTransaction { connection in
                     try await connection.query("CREATE TABLE published (lease bigint)", logger: self.logger)
@@ -197,6 +197,43 @@ import TestSupport
                     try await connection.query("INSERT INTO published VALUES (\(second.lease))", logger: self.logger)
                 }
                 #expect(try await db.scalar("SELECT string_agg(lease::text, ',') FROM published") == "\(second.lease)")
+            }
+        }
+    }
+}
+
+/// skipper.queue_stats counts finished jobs from a rollup the queue's own statements keep (finish, cancel, rescue,
+/// retry), rather than counting millions of rows.
+@Suite struct QueueStatsTests {
+    let logger = Logger(label: "test")
+
+    @Test func finishedJobsAreCountedByTheStatementsThatFinishThem() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                let ids = try await skipper.enqueueMany((0..<6).map { _ in NewJob(kind: "noop", options: JobOptions(queue: "mail")) })
+                try await db.liveRunner("r")
+                let jobs = try await store.claim(queues: ["mail"], kinds: ["noop"], runnerID: "r", limit: 4)
+                _ = try await store.finish(
+                    [Finished(claim: jobs[0].claim, outcome: .completed(result: nil)), Finished(claim: jobs[1].claim, outcome: .completed(result: nil)),
+                     Finished(claim: jobs[2].claim, outcome: .failed(error: "no", retryDelay: .zero, permanent: true))],
+                    runnerID: "r")
+                #expect(try await skipper.cancel(id: ids[5]) == .cancelled)
+                // The fourth claimed job's runner dies, on its last attempt: rescue fails it.
+                try await db.query("UPDATE skipper.jobs SET max_attempts = 1 WHERE id = \(jobs[3].id)")
+                try await db.query("UPDATE skipper.runners SET lease_ms = 1000, heartbeat_at = now() - interval '1 minute'")
+                _ = try await store.asLeader(.rescue) { try await store.rescue(on: $0) }
+                func stats() async throws -> String? {
+                    try await db.scalar("SELECT string_agg(status || '=' || jobs, ' ' ORDER BY status) FROM skipper.queue_stats WHERE queue = 'mail'")
+                }
+                #expect(try await stats() == "CANCELLED=1 COMPLETED=2 FAILED=2 QUEUED=1")
+                #expect(try await db.scalar("SELECT sum(jobs) FROM skipper.job_counts") == "5")
+                guard case .queued = try await skipper.retry(id: jobs[2].id) else { Issue.record("not retried"); return }
+                #expect(try await stats() == "CANCELLED=1 COMPLETED=2 FAILED=1 QUEUED=2")
+                // The same as counting the rows.
+                try await db.query("SELECT skipper.recount_finished()")
+                #expect(try await stats() == "CANCELLED=1 COMPLETED=2 FAILED=1 QUEUED=2")
             }
         }
     }

@@ -47,6 +47,26 @@ import TestSupport
         }
     }
 
+    /// A claim resumes after where the runner's last claim stopped (skipping the index entries of jobs it claimed
+    /// before, dead until vacuum), and a claim from the head finds what was queued ahead of that point since.
+    @Test func aClaimResumesAfterItsPositionAndTheHeadFindsWhatCameBefore() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                let ids = try await skipper.enqueueMany((0..<3).map { _ in NewJob(kind: "noop") })
+                try await db.liveRunner("r")
+                let first = try await store.claim(queues: ["default"], kinds: ["noop"], runnerID: "r", limit: 1)
+                #expect(first.map(\.id) == [ids[0]])
+                let urgent = try await skipper.enqueue(kind: "noop", options: JobOptions(priority: -5)).id
+                let resumed = try await store.claim(queues: ["default"], kinds: ["noop"], runnerID: "r", limit: 1, after: ["default": first[0].position])
+                #expect(resumed.map(\.id) == [ids[1]])
+                let fromHead = try await store.claim(queues: ["default"], kinds: ["noop"], runnerID: "r", limit: 5)
+                #expect(fromHead.map(\.id) == [urgent, ids[2]])
+            }
+        }
+    }
+
     @Test func concurrentEnqueuesWithOneUniqueKeyMakeOneQueuedJob() async throws {
         try await withTestDatabase { db in
             try await db.withClient(maxConnections: 40) { client in

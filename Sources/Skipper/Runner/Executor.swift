@@ -109,6 +109,12 @@ final class Executor: Service, Sendable {
         // for half a batch of free slots instead; an idle runner, or one that has waited long enough, claims at once.
         let threshold = max(1, min(self.config.workers, self.config.claimBatch) / 2)
         let cooldown = Duration.milliseconds(20)
+        // Where each queue's last claim stopped: the next resumes there (see ClaimPosition). A claim from the head,
+        // which also finds jobs queued ahead of that point (a more urgent priority), at least every 250 ms, and
+        // whenever a claim did not fill its batch.
+        var positions: [String: ClaimPosition] = [:]
+        var lastFromHead = ContinuousClock.now
+        let fromHeadEvery = Duration.milliseconds(250)
         while !Task.isCancelled {
             let (free, running, stopping) = self.state.withLock { state -> (Int, Int, Bool) in
                 let free = self.config.workers - state.running.count
@@ -131,9 +137,14 @@ final class Executor: Service, Sendable {
             }
             let limit = min(free, self.config.claimBatch)
             let jobs: [ClaimedJob]
+            if ContinuousClock.now - lastFromHead >= fromHeadEvery {
+                positions = [:]
+            }
+            if positions.isEmpty { lastFromHead = .now }
             do {
                 lastClaim = .now
-                jobs = try await self.store.claim(queues: self.config.queues, kinds: self.kinds, runnerID: self.runnerID, limit: limit)
+                jobs = try await self.store.claim(
+                    queues: self.config.queues, kinds: self.kinds, runnerID: self.runnerID, limit: limit, after: positions)
                 backoff.reset()
             } catch {
                 let delay = backoff.next()
@@ -147,9 +158,13 @@ final class Executor: Service, Sendable {
                 for job in jobs { self.completer.submit(Finished(claim: job.claim, outcome: .released)) }
                 continue
             }
-            for job in jobs { self.start(job) }
+            for job in jobs {
+                self.start(job)
+                positions[job.queue] = max(positions[job.queue] ?? .start, job.position)
+            }
             // A full batch means more may be waiting; otherwise sleep until a notification or the poll interval.
             if jobs.count < limit {
+                positions = [:]
                 self.state.withLock { $0.waitingForSlot = false }
                 await self.wake.wait(timeout: self.config.pollInterval)
             }
@@ -167,17 +182,14 @@ final class Executor: Service, Sendable {
     // MARK: - Running one job
 
     private func execute(_ job: ClaimedJob) async {
-        var logger = self.logger
-        logger[metadataKey: "job.id"] = "\(job.id)"
-        logger[metadataKey: "job.kind"] = "\(job.kind)"
-        logger[metadataKey: "job.attempt"] = "\(job.attempt)"
-        logger[metadataKey: "job.lease"] = "\(job.lease)"
-        if let requestID = job.requestID { logger[metadataKey: "request.id"] = "\(requestID)" }
-        logger.debug("job started")
         let context = JobContext(
             jobID: job.id, lease: job.lease, kind: job.kind, queue: job.queue, attempt: job.attempt,
-            maxAttempts: job.maxAttempts, meta: job.meta, logger: logger, postgres: self.store.client,
-            cancelsStatements: !self.config.pollOnly, board: self.board)
+            maxAttempts: job.maxAttempts, meta: job.meta, requestID: job.requestID, runnerLogger: self.logger,
+            postgres: self.store.client, cancelsStatements: !self.config.pollOnly, board: self.board)
+        // The job's logger (with its metadata) is made only for lines that will be written: setting metadata costs
+        // a log handler's formatting, a noticeable share of a busy runner's time.
+        let debug = self.logger.logLevel <= .debug
+        if debug { context.logger.debug("job started") }
         let outcome: Finished.Outcome
         if let handler = self.handlers[job.kind] {
             do {
@@ -188,14 +200,14 @@ final class Executor: Service, Sendable {
         } else {
             // The claim takes only kinds this runner handles; should one slip through (a kind renamed under a running
             // process?), it goes back for a runner that has the handler, never FAILED by one that has not.
-            logger.warning("no handler for this kind here; handing the job back")
+            context.logger.warning("no handler for this kind here; handing the job back")
             outcome = .released
         }
         switch outcome {
-        case .completed: logger.debug("job completed")
-        case .failed(let error, _, let permanent): logger.info("job failed", metadata: ["error": "\(error)", "permanent": "\(permanent)"])
-        case .cancelled: logger.info("job cancelled")
-        case .released: logger.info("job released for another runner")
+        case .completed: if debug { context.logger.debug("job completed") }
+        case .failed(let error, _, let permanent): context.logger.info("job failed", metadata: ["error": "\(error)", "permanent": "\(permanent)"])
+        case .cancelled: context.logger.info("job cancelled")
+        case .released: context.logger.info("job released for another runner")
         }
         let progress = self.board.finish(job.claim)
         self.completer.submit(

@@ -38,7 +38,8 @@ public final class JobRunner: Service, Sendable {
             precondition(byKind[handler.kind] == nil, "two handlers for kind \(handler.kind)")
             byKind[handler.kind] = handler
         }
-        let store = JobStore(client: postgres, logger: logger)
+        var store = JobStore(client: postgres, logger: logger)
+        store.prepared = !config.pollOnly
         let controlStore = JobStore(client: control ?? postgres, logger: logger)
         let lease = RunnerLease(length: config.rescueAfter)
         let gate = StartGate()

@@ -110,7 +110,8 @@ extension JobStore {
                                        WHERE o.status = 'QUEUED' AND o.finished_at IS NULL AND o.kind = d.kind
                                          AND o.unique_key = d.unique_key))
                        AS drop_key
-              FROM decided d)
+              FROM decided d),
+            moved AS (
             UPDATE skipper.jobs j
             SET status = k.next,
                 finished_at = CASE WHEN k.next = 'QUEUED' THEN NULL ELSE now() END,
@@ -122,7 +123,9 @@ extension JobStore {
                               'error', 'runner ' || coalesce(j.runner_id, '?') || ' stopped heartbeating; the job was rescued')),
                 unique_key = CASE WHEN k.drop_key THEN NULL ELSE j.unique_key END
             FROM keyed k WHERE j.id = k.id AND j.status = 'RUNNING' AND j.finished_at IS NULL
-            RETURNING j.id, j.status
+            RETURNING j.id, j.status, j.queue, j.finished_at),
+            \(unescaped: Self.countFinished(from: "moved"))
+            SELECT id, status FROM moved
             """,
             logger: self.logger)
         var rescued: [(id: Int64, status: JobStatus)] = []

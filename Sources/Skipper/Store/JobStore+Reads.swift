@@ -137,11 +137,16 @@ extension JobStore {
             let retried = try await self.retryingMovedRows { () -> JobRecord? in
                 let rows = try await self.client.query(
                 """
-                UPDATE skipper.jobs j
-                SET status = 'QUEUED', attempt = 0, run_at = now(), runner_id = NULL, started_at = NULL,
-                    finished_at = NULL, cancel_requested_at = NULL, processed = 0, total = NULL, result = NULL
-                WHERE j.id = \(id) AND j.status IN ('FAILED', 'CANCELLED')
-                RETURNING \(unescaped: JobRecord.columns)
+                WITH old AS (
+                  SELECT id, queue, status, finished_at FROM skipper.jobs WHERE id = \(id) AND status IN ('FAILED', 'CANCELLED')),
+                retried AS (
+                  UPDATE skipper.jobs j
+                  SET status = 'QUEUED', attempt = 0, run_at = now(), runner_id = NULL, started_at = NULL,
+                      finished_at = NULL, cancel_requested_at = NULL, processed = 0, total = NULL, result = NULL
+                  FROM old WHERE j.id = old.id AND j.status IN ('FAILED', 'CANCELLED')
+                  RETURNING j.*),
+                \(unescaped: Self.countFinished(from: "(SELECT * FROM old WHERE EXISTS (SELECT 1 FROM retried)) o", sign: -1))
+                SELECT \(unescaped: JobRecord.columns) FROM retried j
                 """,
                 logger: self.logger)
                 for try await row in rows { return try JobRecord(row: row) }

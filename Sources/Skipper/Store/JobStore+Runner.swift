@@ -55,43 +55,61 @@ extension JobStore {
     /// Claims up to `limit` QUEUED jobs of `queues` and `kinds` for `runnerID` in one statement, under one new lease
     /// token. The plan walks each queue's claim index in `priority, run_at, id` order and stops at `limit` (no sort of
     /// the backlog, whatever its depth); with several queues, the walks are merged, so the cost grows with the number
-    /// of queues, not with the jobs waiting. Claims nothing while the runner's own lease has run out by the server's
-    /// clock (its row is gone or stale), the condition under which the leader rescues its jobs.
-    package func claim(queues: [String], kinds: [String], runnerID: String, limit: Int) async throws -> [ClaimedJob] {
+    /// of queues, not with the jobs waiting. Each queue's walk starts after `after[queue]` (default: the head), so a
+    /// runner that resumes where its last claim stopped does not step over the dead index entries of the jobs it
+    /// claimed before. Claims nothing while the runner's own lease has run out by the server's clock (its row is gone
+    /// or stale), the condition under which the leader rescues its jobs.
+    package func claim(
+        queues: [String], kinds: [String], runnerID: String, limit: Int, after: [String: ClaimPosition] = [:]
+    ) async throws -> [ClaimedJob] {
         precondition(!queues.isEmpty, "a runner serves at least one queue")
-        var binds = PostgresBindings(capacity: 3 + queues.count)
+        var binds = PostgresBindings(capacity: 3 + 4 * queues.count)
         binds.append(kinds)
         binds.append(Int64(limit))
         binds.append(runnerID)
-        for queue in queues { binds.append(queue) }
-        let query = PostgresQuery(unsafeSQL: Self.claimSQL(queues: queues.count), binds: binds)
+        for queue in queues {
+            let position = after[queue] ?? .start
+            binds.append(queue)
+            binds.append(position.priority)
+            binds.append(position.runAtMicroseconds)
+            binds.append(position.id)
+        }
         return try await self.retryingMovedRows {
             var claimed: [ClaimedJob] = []
             claimed.reserveCapacity(limit)
-            let rows = try await self.client.query(query, logger: self.logger)
-            for try await (id, lease, queue, kind, args, attempt, maxAttempts, meta, requestID) in rows.decode(
-                (Int64, Int64, String, String, String, Int32, Int32, String, String?).self)
-            {
-                claimed.append(ClaimedJob(
-                    id: id, lease: lease, queue: queue, kind: kind, args: args, attempt: attempt, maxAttempts: maxAttempts,
-                    meta: meta, requestID: requestID))
+            if self.prepared, queues.count == 1 {
+                let statement = ClaimStatement(kinds: kinds, limit: Int64(limit), runnerID: runnerID, queue: queues[0], after: after[queues[0]] ?? .start)
+                for try await job in try await self.client.execute(statement, logger: self.logger) { claimed.append(job) }
+            } else {
+                let query = PostgresQuery(unsafeSQL: Self.claimSQL(queues: queues.count), binds: binds)
+                for try await row in try await self.client.query(query, logger: self.logger) { claimed.append(try ClaimedJob(row: row)) }
             }
             return claimed
         }
     }
 
-    /// The claim statement for `queues` queues: `$1` kinds, `$2` limit, `$3` runner id, `$4…` the queues. Each
-    /// queue's branch is an ordered walk of the claim index that locks (SKIP LOCKED) at most `limit` rows and stops;
-    /// with one queue that is the whole plan, with several the branches' rows (at most `queues × limit`) are merged
-    /// by a top-N sort, whatever the depth of the backlog.
+    /// The claim statement for `queues` queues: `$1` kinds, `$2` limit, `$3` runner id, then per queue its name and the
+    /// position to start after (priority, run_at, id). Each queue's branch is an ordered walk of the claim index from
+    /// that position, which locks (SKIP LOCKED) at most `limit` rows and stops; with one queue that is the whole plan,
+    /// with several the branches' rows (at most `queues × limit`) are merged by a top-N sort, whatever the depth of
+    /// the backlog.
     static func claimSQL(queues: Int) -> String {
+        if queues == 1, let sql = Self.singleQueueClaim { return sql }
+        return Self.makeClaimSQL(queues: queues)
+    }
+
+    private static let singleQueueClaim: String? = makeClaimSQL(queues: 1)
+
+    private static func makeClaimSQL(queues: Int) -> String {
         let branches = (0..<queues).map { index in
-            """
-            SELECT id, priority, run_at FROM skipper.jobs
-            WHERE status = 'QUEUED' AND finished_at IS NULL AND queue = $\(4 + index) AND run_at <= now()
-              AND kind = ANY($1::text[])
-            ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
-            """
+            let q = 4 + 4 * index
+            return """
+                SELECT id, priority, run_at FROM skipper.jobs
+                WHERE status = 'QUEUED' AND finished_at IS NULL AND queue = $\(q) AND run_at <= now()
+                  AND (priority, run_at, id) > ($\(q + 1)::int2, timestamptz 'epoch' + $\(q + 2)::int8 * interval '1 microsecond', $\(q + 3)::int8)
+                  AND kind = ANY($1::text[])
+                ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+                """
         }
         // Several queues: each branch a subquery (FOR UPDATE is not allowed in a UNION's own branches), merged by a
         // top-N sort of at most `queues × limit` rows.
@@ -107,9 +125,9 @@ extension JobStore {
             UPDATE skipper.jobs j
             SET status = 'RUNNING', attempt = j.attempt + 1, started_at = now(), runner_id = $3, lease = me.lease
             FROM next, me
-            WHERE j.id = next.id AND j.status = 'QUEUED' AND j.finished_at IS NULL
+            WHERE j.id = next.id AND j.status || '' = 'QUEUED' AND j.finished_at IS NULL
             RETURNING j.id, j.lease, j.queue, j.kind, j.args::text, j.attempt, j.max_attempts, j.meta::text,
-                      j.meta->>'request_id'
+                      j.meta->>'request_id', j.priority, (extract(epoch FROM j.run_at) * 1000000)::int8
             """
     }
 
@@ -155,52 +173,21 @@ extension JobStore {
                 delays.append(0)
             }
         }
-        let query: PostgresQuery = """
-            WITH f AS (
-              SELECT * FROM unnest(\(batch.map(\.claim.jobID))::int8[], \(batch.map(\.claim.lease))::int8[],
-                                   \(batch.map(\.outcome.code))::int2[], \(results)::text[], \(errors)::text[],
-                                   \(delays)::int8[], \(batch.map(\.processed))::int8[], \(batch.map(\.total))::int8[])
-                AS f(id, lease, outcome, result, error, delay_ms, processed, total)),
-            u AS (
-              UPDATE skipper.jobs j
-              SET status = skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at),
-                  finished_at = CASE WHEN skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) = 'QUEUED'
-                                     THEN NULL ELSE now() END,
-                  run_at = CASE WHEN skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) <> 'QUEUED' THEN j.run_at
-                                WHEN f.outcome = 1 THEN now() + f.delay_ms * interval '1 millisecond'
-                                ELSE now() END,
-                  attempt = CASE WHEN f.outcome = 4 THEN j.attempt - 1 ELSE j.attempt END,
-                  runner_id = CASE WHEN skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) = 'QUEUED'
-                                   THEN NULL ELSE j.runner_id END,
-                  started_at = CASE WHEN f.outcome = 4 THEN NULL ELSE j.started_at END,
-                  result = CASE WHEN f.outcome = 0 THEN nullif(f.result, 'null')::jsonb ELSE j.result END,
-                  errors = CASE WHEN f.outcome IN (1, 2)
-                                THEN (CASE WHEN jsonb_array_length(j.errors) >= \(Int32(Self.maxErrors)) THEN j.errors - 0 ELSE j.errors END)
-                                     || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', now(), 'error', f.error, 'runner', j.runner_id))
-                                ELSE j.errors END,
-                  unique_key = CASE WHEN j.unique_key IS NULL
-                                      OR skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) <> 'QUEUED'
-                                    THEN j.unique_key
-                                    WHEN \(clearKeys) OR EXISTS (SELECT 1 FROM skipper.jobs o
-                                         WHERE o.status = 'QUEUED' AND o.finished_at IS NULL AND o.kind = j.kind
-                                           AND o.unique_key = j.unique_key)
-                                    THEN NULL
-                                    ELSE j.unique_key END,
-                  processed = CASE WHEN f.processed >= 0 THEN f.processed ELSE j.processed END,
-                  total = CASE WHEN f.total >= 0 THEN f.total ELSE j.total END
-              FROM f
-              WHERE j.id = f.id AND j.lease = f.lease AND j.status = 'RUNNING' AND j.finished_at IS NULL AND j.runner_id = \(runnerID)
-              RETURNING j.id, j.lease, f.processed >= 0 OR f.outcome <> 0 AS watched)
-            SELECT u.id, u.lease FROM u
-            LEFT JOIN LATERAL (SELECT pg_notify(\(Channel.events), u.id::text) WHERE u.watched) n ON true
-            """
+        let statement = FinishStatement(
+            ids: batch.map(\.claim.jobID), leases: batch.map(\.claim.lease), outcomes: batch.map(\.outcome.code),
+            results: results, errors: errors, delays: delays, processed: batch.map(\.processed), totals: batch.map(\.total),
+            clearKeys: clearKeys)
         // Jobs that reported progress, failed or were stopped are announced on skipper_events (someone may follow
         // them live); jobs that just completed without progress, the bulk of a busy queue, are not: NOTIFY
         // serialises the commits of every notifying transaction, and followers still see them at their next poll.
         return try await self.retryingMovedRows {
             var applied = Set<Claim>()
-            for try await (id, lease) in try await self.client.query(query, logger: self.logger).decode((Int64, Int64).self) {
-                applied.insert(Claim(jobID: id, lease: lease))
+            applied.reserveCapacity(batch.count)
+            if self.prepared {
+                for try await claim in try await self.client.execute(statement, logger: self.logger) { applied.insert(claim) }
+            } else {
+                let query = PostgresQuery(unsafeSQL: FinishStatement.sql, binds: try statement.makeBindings())
+                for try await row in try await self.client.query(query, logger: self.logger) { applied.insert(try statement.decodeRow(row)) }
             }
             return applied
         }
@@ -219,7 +206,7 @@ extension JobStore {
               SET processed = f.processed, total = CASE WHEN f.total >= 0 THEN f.total ELSE j.total END
               FROM unnest(\(items.map(\.claim.jobID))::int8[], \(items.map(\.claim.lease))::int8[],
                           \(items.map(\.processed))::int8[], \(items.map(\.total))::int8[]) AS f(id, lease, processed, total)
-              WHERE j.id = f.id AND j.lease = f.lease AND j.status = 'RUNNING' AND j.finished_at IS NULL AND j.runner_id = \(runnerID)
+              WHERE j.id = f.id AND j.lease = f.lease AND j.status || '' = 'RUNNING' AND j.finished_at IS NULL
               RETURNING j.id)
             SELECT pg_notify(\(Channel.events), u.id::text) FROM u
             """
@@ -264,5 +251,143 @@ extension JobStore {
                 tries += 1
             }
         }
+    }
+}
+
+extension JobStore {
+    /// A CTE (`counted`) adding the jobs `source` just finished (its rows' `queue`, `status`, `finished_at`; rows not
+    /// finished have no `finished_at`) to `skipper.job_counts`, or taking them off with `sign` -1. Jobs that finished
+    /// before the cutover are counted where they are (`skipper.queue_stats`), not here.
+    static func countFinished(from source: String, sign: Int = 1) -> String {
+        """
+        counted AS (
+          INSERT INTO skipper.job_counts AS c (queue, status, day, shard, jobs)
+          SELECT queue, status, (finished_at AT TIME ZONE 'UTC')::date, pg_backend_pid() % 16, \(sign) * count(*)
+          FROM \(source) WHERE finished_at >= (SELECT cutover FROM skipper.partitioning)
+          GROUP BY 1, 2, 3
+          ON CONFLICT (queue, status, day, shard) DO UPDATE SET jobs = c.jobs + excluded.jobs)
+        """
+    }
+}
+
+extension ClaimedJob {
+    /// A row of the claim statement.
+    init(row: PostgresRow) throws {
+        let cells = row.makeRandomAccess()
+        let id = try cells[0].decode(Int64.self)
+        self.init(
+            id: id, lease: try cells[1].decode(Int64.self), queue: try cells[2].decode(String.self),
+            kind: try cells[3].decode(String.self), args: try cells[4].decode(String.self), attempt: try cells[5].decode(Int32.self),
+            maxAttempts: try cells[6].decode(Int32.self), meta: try cells[7].decode(String.self),
+            requestID: try cells[8].decode(String?.self),
+            position: ClaimPosition(priority: try cells[9].decode(Int16.self), runAtMicroseconds: try cells[10].decode(Int64.self), id: id))
+    }
+}
+
+/// The claim of a runner serving one queue (the usual case), prepared once per connection: parsed and planned once.
+struct ClaimStatement: PostgresPreparedStatement {
+    static let sql = JobStore.claimSQL(queues: 1)
+    static let bindingDataTypes: [PostgresDataType] = [.textArray, .int8, .text, .text, .int2, .int8, .int8]
+    typealias Row = ClaimedJob
+
+    let kinds: [String]
+    let limit: Int64
+    let runnerID: String
+    let queue: String
+    let after: ClaimPosition
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 7)
+        bindings.append(self.kinds)
+        bindings.append(self.limit)
+        bindings.append(self.runnerID)
+        bindings.append(self.queue)
+        bindings.append(self.after.priority)
+        bindings.append(self.after.runAtMicroseconds)
+        bindings.append(self.after.id)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> ClaimedJob { try ClaimedJob(row: row) }
+}
+
+/// Finished attempts, one statement for every outcome, each fenced on its claim (a lease token belongs to one claim
+/// of one runner: it is the whole fence); prepared once per connection.
+///
+/// `status || '' = 'RUNNING'` (here and in the claim's `'QUEUED'`) says what `status = 'RUNNING'` says in a form no
+/// partial index matches: the statement then fetches each job by id. Otherwise the planner, trusting statistics that
+/// count few RUNNING jobs, may walk the whole `status = 'RUNNING'` index for each batch, and under load that index
+/// is mostly entries of jobs finished since the last vacuum.
+struct FinishStatement: PostgresPreparedStatement {
+    static let sql = """
+        WITH f AS (
+          SELECT * FROM unnest($1::int8[], $2::int8[], $3::int2[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::int8[])
+            AS f(id, lease, outcome, result, error, delay_ms, processed, total)),
+        u AS (
+          UPDATE skipper.jobs j
+          SET status = skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at),
+              finished_at = CASE WHEN skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) = 'QUEUED'
+                                 THEN NULL ELSE now() END,
+              run_at = CASE WHEN skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) <> 'QUEUED' THEN j.run_at
+                            WHEN f.outcome = 1 THEN now() + f.delay_ms * interval '1 millisecond'
+                            ELSE now() END,
+              attempt = CASE WHEN f.outcome = 4 THEN j.attempt - 1 ELSE j.attempt END,
+              runner_id = CASE WHEN skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) = 'QUEUED'
+                               THEN NULL ELSE j.runner_id END,
+              started_at = CASE WHEN f.outcome = 4 THEN NULL ELSE j.started_at END,
+              result = CASE WHEN f.outcome = 0 THEN nullif(f.result, 'null')::jsonb ELSE j.result END,
+              errors = CASE WHEN f.outcome IN (1, 2)
+                            THEN (CASE WHEN jsonb_array_length(j.errors) >= \(JobStore.maxErrors) THEN j.errors - 0 ELSE j.errors END)
+                                 || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', now(), 'error', f.error, 'runner', j.runner_id))
+                            ELSE j.errors END,
+              unique_key = CASE WHEN j.unique_key IS NULL
+                                  OR skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) <> 'QUEUED'
+                                THEN j.unique_key
+                                WHEN $9 OR EXISTS (SELECT 1 FROM skipper.jobs o
+                                     WHERE o.status = 'QUEUED' AND o.finished_at IS NULL AND o.kind = j.kind
+                                       AND o.unique_key = j.unique_key)
+                                THEN NULL
+                                ELSE j.unique_key END,
+              processed = CASE WHEN f.processed >= 0 THEN f.processed ELSE j.processed END,
+              total = CASE WHEN f.total >= 0 THEN f.total ELSE j.total END
+          FROM f
+          WHERE j.id = f.id AND j.lease = f.lease AND j.status || '' = 'RUNNING' AND j.finished_at IS NULL
+          RETURNING j.id, j.lease, j.queue, j.status, j.finished_at, f.processed >= 0 OR f.outcome <> 0 AS watched),
+        \(JobStore.countFinished(from: "u"))
+        SELECT u.id, u.lease FROM u
+        LEFT JOIN LATERAL (SELECT pg_notify('\(Channel.events)', u.id::text) WHERE u.watched) n ON true
+        """
+    static let bindingDataTypes: [PostgresDataType] = [
+        .int8Array, .int8Array, .int2Array, .textArray, .textArray, .int8Array, .int8Array, .int8Array, .bool,
+    ]
+    typealias Row = Claim
+
+    let ids: [Int64]
+    let leases: [Int64]
+    let outcomes: [Int16]
+    let results: [String]
+    let errors: [String]
+    let delays: [Int64]
+    let processed: [Int64]
+    let totals: [Int64]
+    let clearKeys: Bool
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 9)
+        bindings.append(self.ids)
+        bindings.append(self.leases)
+        bindings.append(self.outcomes)
+        bindings.append(self.results)
+        bindings.append(self.errors)
+        bindings.append(self.delays)
+        bindings.append(self.processed)
+        bindings.append(self.totals)
+        bindings.append(self.clearKeys)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Claim {
+        let cells = row.makeRandomAccess()
+        return Claim(jobID: try cells[0].decode(Int64.self), lease: try cells[1].decode(Int64.self))
     }
 }

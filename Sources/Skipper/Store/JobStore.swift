@@ -10,6 +10,10 @@ public struct JobStore: Sendable {
     /// The pool every statement runs on.
     public let client: PostgresClient
     let logger: Logger
+    /// Whether the hot statements (claim, finish) are prepared once per connection, as they are on a direct
+    /// connection. Not behind a transaction-pooling PgBouncer, where a connection's prepared statements are not
+    /// another's.
+    var prepared = true
 
     /// A store on `client`.
     public init(client: PostgresClient, logger: Logger) {
@@ -31,7 +35,8 @@ public struct JobStore: Sendable {
                 finished_at = CASE WHEN status = 'QUEUED' THEN now() ELSE finished_at END,
                 cancel_requested_at = coalesce(cancel_requested_at, now())
               WHERE id = \(id) AND status IN ('QUEUED', 'RUNNING') AND finished_at IS NULL
-              RETURNING id, status)
+              RETURNING id, status, queue, finished_at),
+            \(unescaped: Self.countFinished(from: "c"))
             SELECT c.status FROM c
             LEFT JOIN LATERAL (SELECT pg_notify(\(Channel.cancel), c.id::text) WHERE c.status = 'RUNNING') n ON true
             """,
