@@ -74,12 +74,12 @@ struct Report: Codable {
     func print() {
         Swift.print("Skipper bench — \(self.date) — \(self.machine) — \(self.postgres)")
         Swift.print("")
-        let header = "measurement".padding(toLength: 58, withPad: " ", startingAt: 0) + "value".leftPad(12) + "  unit    "
+        let header = "measurement".padding(toLength: 66, withPad: " ", startingAt: 0) + "value".leftPad(12) + "  unit    "
             + "baseline (same run)".padding(toLength: 48, withPad: " ", startingAt: 0) + "ratio".leftPad(8)
         Swift.print(header)
         Swift.print(String(repeating: "-", count: header.count))
         for m in self.measurements {
-            var line = m.name.padding(toLength: 58, withPad: " ", startingAt: 0) + String(format: "%.1f", m.value).leftPad(12)
+            var line = m.name.padding(toLength: 66, withPad: " ", startingAt: 0) + String(format: "%.1f", m.value).leftPad(12)
             line += "  " + m.unit.padding(toLength: 8, withPad: " ", startingAt: 0)
             if let baseline = m.baseline {
                 let shown = m.baselineValue.map { String(format: $0 < 100 ? "%.2f" : "%.0f", $0) } ?? "n/a"

@@ -33,17 +33,13 @@ struct BenchRun {
             Swift.print("bulk enqueue: \(Int(Double(jobs) / bulk)) jobs/s (raw \(Int(Double(jobs) / raw)))")
         }
         let peers = self.phases.contains("peers") ? try await self.peers() : Peers()
-        var emptyRate: Double?
-        if self.phases.contains("queue") {
-            try await self.queue(into: &report, peers: peers)
-            emptyRate = report.measurements.first { $0.name == "drain 50,000 noop, 2 runner processes" }?.value
-        }
+        if self.phases.contains("queue") { try await self.queue(into: &report, peers: peers) }
         if self.phases.contains("latency") { try await self.latency(into: &report, peers: peers) }
         if self.phases.contains("cancel") { try await self.cancel(into: &report) }
         if self.phases.contains("reader") { try await self.longReader(into: &report) }
         if self.phases.contains("history") {
-            let empty: Double
-            if let emptyRate { empty = emptyRate } else { empty = try await self.medianDrain(jobs: 50_000, runners: 2).rate }
+            // The empty table's steady rate, then the same with 10,000,000 finished jobs.
+            let empty = try await self.medianDrain(jobs: 50_000, runners: 2, steady: true).rate
             try await self.history(into: &report, emptyRate: empty)
         }
         if self.phases.contains("http") { try await self.http(into: &report) }

@@ -238,3 +238,44 @@ import TestSupport
         }
     }
 }
+
+/// Behind a transaction-pooling PgBouncer (POLL_ONLY), a backend pid names whichever server connection ran a
+/// statement, so a late pg_cancel_backend could hit another client's: there, nothing is cancelled by pid, and a
+/// cancelled handler sees the cancellation once its statement is over. Directly connected, the statement stops at once.
+@Suite struct PooledCancellationTests {
+    let logger = Logger(label: "test")
+
+    func cancelSleep(cancelsStatements: Bool, client: PostgresClient) async -> (Duration, (any Error)?) {
+        let context = JobContext(
+            jobID: 1, lease: 1, kind: "noop", queue: "default", attempt: 1, maxAttempts: 1, meta: "{}", requestID: nil,
+            runnerLogger: self.logger, postgres: client, cancelsStatements: cancelsStatements, board: ProgressBoard())
+        let start = ContinuousClock.now
+        let task = Task {
+            try await context.withConnection { connection in
+                for try await _ in try await connection.query("SELECT pg_sleep(2)", logger: self.logger) {}
+            }
+            // The next statement of a cancelled handler does not start.
+            try await context.withConnection { connection in
+                for try await _ in try await connection.query("SELECT 1", logger: self.logger) {}
+            }
+        }
+        try? await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        let result = await task.result
+        if case .failure(let error) = result { return (ContinuousClock.now - start, error) }
+        return (ContinuousClock.now - start, nil)
+    }
+
+    @Test func pooledModeNeverCancelsByPid() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let (direct, directError) = await self.cancelSleep(cancelsStatements: true, client: client)
+                #expect(direct < .milliseconds(1500), "direct: \(direct)")
+                #expect(directError is CancellationError)
+                let (pooled, pooledError) = await self.cancelSleep(cancelsStatements: false, client: client)
+                #expect(pooled >= .milliseconds(1900), "pooled: the statement ran to its end, \(pooled)")
+                #expect(pooledError is CancellationError)
+            }
+        }
+    }
+}

@@ -1,13 +1,22 @@
 import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A child process of the package (skipper-runner, skipper-api…) or any executable, for tests and the bench: its
 /// output goes to a log file (a chatty child can never block on a full pipe), and it is killed if nobody stopped it.
-public final class ChildProcess: @unchecked Sendable {
-    // @unchecked: `process` is only mutated in init; Foundation's Process is thread-safe for the calls used here.
-    private let process = Process()
+///
+/// Spawned with posix_spawn and a clean signal mask and default signal dispositions, as a shell would start it:
+/// Foundation's Process passes on the mask of the spawning thread, where Swift's runtime blocks nearly every
+/// signal, so a child could not be stopped by SIGTERM and pgbench's -T (SIGALRM) never ended.
+public final class ChildProcess: Sendable {
+    public let pid: Int32
     private let outFile: URL
     private let errFile: URL
-    public var pid: Int32 { self.process.processIdentifier }
+    /// The exit status once reaped.
+    private let exit = Mutex<Int32?>(nil)
 
     /// Starts `executable` (a path, or the name of one of the package's executables) with `arguments`, in
     /// `environment` (default: this process's).
@@ -15,15 +24,32 @@ public final class ChildProcess: @unchecked Sendable {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("skipper-\(UUID().uuidString.prefix(8))")
         self.outFile = base.appendingPathExtension("out")
         self.errFile = base.appendingPathExtension("log")
-        _ = FileManager.default.createFile(atPath: self.outFile.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: self.errFile.path, contents: nil)
-        self.process.executableURL = URL(fileURLWithPath: executable.contains("/") ? executable : Executables.path(executable))
-        self.process.arguments = arguments
-        if let environment { self.process.environment = environment }
-        self.process.standardOutput = try FileHandle(forWritingTo: self.outFile)
-        self.process.standardError = try FileHandle(forWritingTo: self.errFile)
-        self.process.standardInput = FileHandle.nullDevice
-        try self.process.run()
+        let path = executable.contains("/") ? executable : Executables.path(executable)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, self.outFile.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, self.errFile.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGALRM, SIGTERM, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for entry in env { free(entry) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, path, &actions, &attributes, argv, env)
+        guard result == 0 else { throw TestSetupError("cannot start \(path): \(String(cString: strerror(result)))") }
+        self.pid = pid
     }
 
     /// One of the package's executables against `url`, in this process's environment changed by `environment`.
@@ -41,24 +67,42 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     deinit {
-        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
+        if self.isRunning {
+            kill(self.pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(self.pid, &status, 0)
+        }
         try? FileManager.default.removeItem(at: self.outFile)
         try? FileManager.default.removeItem(at: self.errFile)
     }
 
     /// Sends a signal (SIGTERM, SIGINT, SIGKILL).
-    public func signal(_ signal: Int32) { kill(self.process.processIdentifier, signal) }
+    public func signal(_ signal: Int32) { kill(self.pid, signal) }
 
-    public var isRunning: Bool { self.process.isRunning }
+    /// Whether it has not exited yet (reaping it when it has).
+    public var isRunning: Bool { self.reap() == nil }
+
+    /// The exit status (or 128 + the signal that ended it) once it has exited, reaped once.
+    private func reap() -> Int32? {
+        self.exit.withLock { exit in
+            if let exit { return exit }
+            var status: Int32 = 0
+            guard waitpid(self.pid, &status, WNOHANG) == self.pid else { return nil }
+            // WIFEXITED / WEXITSTATUS / WTERMSIG by hand: the C macros are not imported.
+            let signal = status & 0x7f
+            exit = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            return exit
+        }
+    }
 
     /// Waits for the process to exit; nil when it is still running after `timeout`.
     public func waitForExit(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
-        while self.process.isRunning {
+        while true {
+            if let status = self.reap() { return status }
             if ContinuousClock.now >= deadline { return nil }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        return self.process.terminationStatus
     }
 
     /// What it wrote to stdout so far.
@@ -70,7 +114,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Stops it gracefully, or kills it after `timeout`.
     public func stop(timeout: Duration = .seconds(10)) async {
-        guard self.process.isRunning else { return }
+        guard self.isRunning else { return }
         self.signal(SIGTERM)
         if await self.waitForExit(timeout: timeout) == nil { self.signal(SIGKILL) }
     }
