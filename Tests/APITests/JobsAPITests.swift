@@ -261,23 +261,6 @@ import TestSupport
         }
     }
 
-    @Test func openAPIDocumentsEveryRouteAndNothingElse() async throws {
-        var config = try SkipperConfig(environment: ["DATABASE_URL": "postgres://x@127.0.0.1:1/d"])
-        config.port = 0
-        let postgres = PostgresClient(configuration: config.database.clientConfiguration(applicationName: "test"))
-        let parts = buildRouter(config: config, postgres: postgres, logger: .init(label: "test"))
-        let routed = Set(parts.router.routes.map { "\($0.method.rawValue) \($0.path)" })
-        let documented = Set(OpenAPIDocument.operations.map { "\($0.method) \($0.path)" })
-        #expect(!routed.isEmpty)
-        #expect(routed.subtracting(documented).isEmpty, "routed but not documented: \(routed.subtracting(documented))")
-        #expect(documented.subtracting(routed).isEmpty, "documented but not routed: \(documented.subtracting(routed))")
-        try await withAPI { _, client in
-            let document = try await client.send(.get, "/openapi.yaml")
-            #expect(document.status == .ok)
-            #expect(document.text.hasPrefix("openapi: 3.1.0"))
-        }
-    }
-
     /// A page stops at its byte budget and hands out its cursor: 1,000 jobs of megabytes of arguments never make
     /// one giant response, and following the cursor still reaches every job.
     @Test func aPageOfHugeJobsStopsAtItsByteBudget() async throws {
