@@ -82,6 +82,11 @@ enum APISchemas {
         [Property("event", .constant("end"), required: true), Property("data", .json(.object([])), required: true)], closed: false,
         name: "EndEvent", description: "`event: end` with `data: {}`: the job has finished (its last `job` event came before), and the stream closes")
 
+    /// One event of GET /jobs/{id}/events, as `event:` and `data:` lines.
+    static let event = Schema(
+        .oneOf([jobEvent, endEvent]),
+        description: "One event of the stream: its `event` and `data` fields (events are separated by a blank line; lines starting with `:` are comments, such as `: keep-alive`)")
+
     static let settlementRequest = Schema.object(
         [
             Property("from", Schema.string(format: "date").withExamples("2025-01-01"), required: true),

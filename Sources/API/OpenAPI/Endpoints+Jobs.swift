@@ -69,7 +69,8 @@ extension Endpoint {
     static let followJob = Endpoint(
         .get, "/jobs/{id}/events", id: "followJob", tag: "jobs", summary: "Follow a job as server-sent events until it finishes",
         description: """
-            A text/event-stream of two kinds of event (see x-itemSchema, JobEvent and EndEvent): `event: job` whose data \
+            A text/event-stream of two kinds of event (JobEvent and EndEvent; the media type's schema, and x-itemSchema as \
+            OpenAPI 3.2 names it, describe each event, with the fields `event` and `data` of the stream): `event: job` whose data \
             is the job resource as JSON, sent at once and then on every change of status or progress (runners announce \
             progress at most every 500 ms per job; the stream also polls every second), and, once the job has finished, \
             `event: end` with `data: {}`, after which the stream closes. A comment line `: keep-alive` comes after 15 \
@@ -81,10 +82,7 @@ extension Endpoint {
             Response(
                 status: 200, description: "The job's events until it finishes",
                 content: [
-                    MediaType(
-                        type: "text/event-stream",
-                        schema: .string(description: "Events as `event: NAME`, `data: JSON` and a blank line; comments start with `:`"),
-                        itemSchema: Schema(.oneOf([APISchemas.jobEvent, APISchemas.endEvent]), description: "One event"))
+                    MediaType(type: "text/event-stream", schema: APISchemas.event, itemSchema: APISchemas.event)
                 ]),
             APIResponses.notFound,
             .error(

@@ -24,5 +24,9 @@ extension Endpoint {
 
     static let openAPI = Endpoint(
         .get, "/openapi.yaml", id: "openAPI", tag: "operations", summary: "This document",
-        responses: [Response(status: 200, description: "OpenAPI 3.1", content: [MediaType(type: "application/yaml", schema: .string())])])
+        responses: [
+            Response(
+                status: 200, description: "OpenAPI 3.1, as YAML",
+                content: [MediaType(type: "application/yaml", schema: Schema(.anyObject(noNUL: false), description: "An OpenAPI 3.1 document"))])
+        ])
 }
