@@ -16,14 +16,25 @@ final class RouteIndex: Sendable {
         self.open.withLock { $0 = open }
     }
 
-    /// The methods routed for a concrete request path.
+    /// The methods routed for a concrete request path. The router takes a literal segment before a parameter
+    /// (`/jobs/settlement` is never `/jobs/{id}`), so only the routes of the most specific matching pattern count.
     func methods(for path: String) -> [HTTPRequest.Method] {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         return self.routes.withLock { routes in
-            routes.filter { route in
+            let matching = routes.filter { route in
                 route.path.components.count == segments.count && zip(route.path.components, segments).allSatisfy { $0 ~= $1 }
-            }.map(\.method)
+            }
+            guard let best = matching.map(\.path).max(by: { Self.literals($0).lexicographicallyPrecedes(Self.literals($1)) }) else {
+                return []
+            }
+            return matching.filter { $0.path == best }.map(\.method)
         }
+    }
+
+    /// 1 for each literal segment of the pattern, 0 for the others.
+    private static func literals(_ path: RouterPath) -> [Int] {
+        // An element equals its own text only when it is a literal.
+        path.components.map { $0 == $0.description ? 1 : 0 }
     }
 
     /// Whether `path` is served without a token (/health and /ready).

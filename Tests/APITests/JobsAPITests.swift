@@ -204,6 +204,7 @@ import TestSupport
             (.delete, "/jobs", nil, .methodNotAllowed, "METHOD_NOT_ALLOWED"),
             (.put, "/jobs/1", "{}", .methodNotAllowed, "METHOD_NOT_ALLOWED"),
             (.get, "/jobs/1/cancel", nil, .methodNotAllowed, "METHOD_NOT_ALLOWED"),
+            (.get, "/jobs/settlement", nil, .methodNotAllowed, "METHOD_NOT_ALLOWED"),
             (.get, "/nowhere", nil, .notFound, "NOT_FOUND"),
         ]
         try await withAPI { db, client in
@@ -217,6 +218,8 @@ import TestSupport
             #expect(try await db.scalar("SELECT string_agg(id::text, ',') FROM skipper.jobs") == "\(kept)")
             let allowed = try await client.send(.delete, "/jobs")
             #expect(allowed.headers[.allow] == "GET, POST")
+            // A literal segment is routed before a parameter: GET /jobs/settlement is not GET /jobs/{id}.
+            #expect(try await client.send(.get, "/jobs/settlement").headers[.allow] == "POST")
             let named = try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": "long"}}"#)
             #expect(named.string("message")?.hasPrefix("args.ms") == true)
             let fraction = try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": 1.5}}"#)
