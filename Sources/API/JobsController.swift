@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import Shop
 import Skipper
 import Synchronization
@@ -138,7 +139,10 @@ struct JobsController: Sendable {
             // in flight, and it gets the job's state as it is when it reads again, not a backlog of old states.
             try await writer.write(Self.event(last.json))
             var quiet = ContinuousClock.now
-            while !last.status.isFinished, !Task.isCancelled {
+            var pruned = false
+            // A stream also ends when the server shuts down (without `end`: the job has not finished; the client
+            // reconnects), or a follower of a job that never finishes would hold the server up forever.
+            while !last.status.isFinished, !Task.isCancelled, !Task.isShuttingDownGracefully {
                 await signal.wait(timeout: .seconds(1))
                 let job: JobRecord?
                 do {
@@ -148,7 +152,10 @@ struct JobsController: Sendable {
                     logger.debug("event stream could not read the job; trying again", metadata: ["job.id": "\(id)"])
                     continue
                 }
-                guard let job else { break }  // pruned meanwhile
+                guard let job else {  // pruned meanwhile: nothing more will come
+                    pruned = true
+                    break
+                }
                 if job != last {
                     last = job
                     try await writer.write(Self.event(job.json))
@@ -158,7 +165,7 @@ struct JobsController: Sendable {
                     quiet = .now
                 }
             }
-            try await writer.write(ByteBuffer(string: "event: end\ndata: {}\n\n"))
+            if last.status.isFinished || pruned { try await writer.write(ByteBuffer(string: "event: end\ndata: {}\n\n")) }
             try await writer.finish(nil)
         }
         return Response(

@@ -74,7 +74,8 @@ extension Endpoint {
             is the job resource as JSON, sent at once and then on every change of status or progress (runners announce \
             progress at most every 500 ms per job; the stream also polls every second), and, once the job has finished, \
             `event: end` with `data: {}`, after which the stream closes. A comment line `: keep-alive` comes after 15 \
-            quiet seconds. A reader that is slow gets the job as it is when it reads again, not a backlog. Each process \
+            quiet seconds. When the server shuts down, the stream closes without `end`: reconnect (to another instance) \
+            to go on following. A reader that is slow gets the job as it is when it reads again, not a backlog. Each process \
             serves at most SSE_MAX_STREAMS streams; beyond that, 503 TOO_MANY_STREAMS with Retry-After.
             """,
         parameters: [APIParameters.jobID],
