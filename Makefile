@@ -9,7 +9,7 @@ MERCHANTS ?= 1000
 DAYS ?= 31
 STEPS ?= 1
 
-.PHONY: all build run test bench db db-stop migrate-up migrate-down migrate-status seed clean openapi
+.PHONY: all build run test bench db db-stop migrate-up migrate-down migrate-status seed clean openapi contract
 
 all: build
 
@@ -29,6 +29,10 @@ test:
 openapi:
 	$(SWIFT) build --product skipper-api
 	$(BIN)/skipper-api openapi > Tests/APIClientTests/openapi.yaml
+
+## The API contract against a live API: openapi-spec-validator, then a bounded schemathesis run (CONTRACT_MAX_TIME=120).
+contract: build
+	$(WITH_DB) Tests/Contract/run.sh
 
 ## Start (or reuse) the private cluster; prints `export DATABASE_URL=...` for `eval "$$(make -s db)"`.
 db:
