@@ -75,6 +75,33 @@ import Yams
         }
     }
 
+    /// The emitter writes any string so that a YAML reader gets it back as it was: no comma, colon, quote, line
+    /// break, control character, number-like or boolean-like text changes what is read, in values or in keys.
+    @Test func theYAMLEmitterKeepsEveryStringAsItIs() throws {
+        let values = [
+            "No such job, or the job has no file", "key: value", "- item", "# not a comment", "\"quoted\" and \\back",
+            "line\nbreak\ttab\r", "\u{0}\u{1F}\u{7F}\u{85}\u{9F}\u{2028}\u{FEFF}", "yes", "no", "on", "null", "~", "123", "1.5", "0x1F",
+            "", " padded ", "{flow}", "[list]", "é ü 字 🚀", "*alias", "&anchor", "!tag", "%directive", "@at", "`tick`", "|", ">", "? key",
+        ]
+        let keys = ["200", "/jobs/{id}", "y", "On", "$ref", "x-itemSchema", "with space", "a:b", "", "-dash", "1e3", "Null"]
+        let node = DocumentNode.map([
+            .init(key: "values", value: .list(values.map(DocumentNode.string))),
+            .init(key: "keys", value: .map(keys.enumerated().map { .init(key: $0.element, value: .integer(Int64($0.offset))) })),
+            .init(key: "numbers", value: .list([.integer(Int64.max), .integer(Int64.min), .integer(0), .bool(true), .bool(false), .null])),
+            .init(key: "nested", value: .list([.list([.string("a")]), .map([.init(key: "k", value: .list([]))]), .map([])])),
+        ])
+        let loaded = try #require(try Yams.load(yaml: YAMLText.render(node)) as? [String: Any])
+        #expect(loaded["values"] as? [String] == values)
+        let map = try #require(loaded["keys"] as? [String: Int])
+        #expect(map == Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($0.element, $0.offset) }))
+        let numbers = try #require(loaded["numbers"] as? [Any])
+        #expect(numbers[0] as? Int == Int.max && numbers[1] as? Int == Int.min && numbers[3] as? Bool == true && numbers[5] is NSNull)
+        let nested = try #require(loaded["nested"] as? [Any])
+        #expect(nested[0] as? [String] == ["a"])
+        #expect((nested[1] as? [String: [Any]])?["k"]?.isEmpty == true)
+        #expect((nested[2] as? [String: Any])?.isEmpty == true)
+    }
+
     @Test func everyRouteIsDocumentedAndNothingElse() async throws {
         let (_, document) = try await Self.served()
         let routed = Set(try Self.parts().router.routes.map { "\($0.method.rawValue) \($0.path)" })
