@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 BIN=${BIN:-.build/debug}
-VENV=.skipper/venv
+VENV="$PWD/.skipper/venv"
 MAX_TIME=${CONTRACT_MAX_TIME:-120}
 PORT=${CONTRACT_PORT:-18089}
 TOKEN="contract-$RANDOM$RANDOM"
@@ -66,7 +66,8 @@ log "openapi-spec-validator on the served document"
 # words only (a kind must be registered by a runner: 422 UNKNOWN_KIND; a settlement's `to` must not precede `from`).
 log "schemathesis for at most ${MAX_TIME}s"
 status=0
-timeout $((MAX_TIME + 120)) "$VENV/bin/schemathesis" run "$WORK/openapi.yaml" \
+# From the scratch folder, where it keeps its example database.
+(cd "$WORK" && timeout $((MAX_TIME + 120)) "$VENV/bin/schemathesis" run "$WORK/openapi.yaml" \
     --url "http://127.0.0.1:$PORT" \
     --header "Authorization: Bearer $TOKEN" \
     --checks all --exclude-checks positive_data_acceptance \
@@ -76,7 +77,7 @@ timeout $((MAX_TIME + 120)) "$VENV/bin/schemathesis" run "$WORK/openapi.yaml" \
     --request-timeout 10 \
     --workers 2 \
     --warnings off \
-    --report junit --report-dir "$WORK/report" || status=$?
+    --report junit --report-dir "$WORK/report") || status=$?
 if [ "$status" -ne 0 ]; then
     log "schemathesis failed ($status); the API's log:"
     tail -50 "$WORK/api.log"
