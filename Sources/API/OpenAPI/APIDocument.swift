@@ -29,7 +29,8 @@ struct APIDocument: Sendable {
         METHOD_NOT_ALLOWED with Allow. When API_TOKENS is set, every operation but /health and /ready needs \
         `Authorization: Bearer <token>` (401 UNAUTHORIZED with WWW-Authenticate otherwise). Request bodies are JSON \
         objects of at most 1 MiB: unknown fields are refused, and null stands for a field left out. Strings are \
-        measured in Unicode scalars. Every response carries X-Request-ID (the client's, or a generated one), which \
+        measured in Unicode scalars. Timestamps are RFC 3339 in UTC with milliseconds (2026-01-31T12:00:00.000Z). \
+        Every response carries X-Request-ID (the client's, or a generated one), which \
         is stored in the meta of a job the request submits and logged by the runner that runs it.
         """
 
