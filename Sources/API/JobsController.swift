@@ -27,8 +27,8 @@ struct JobsController: Sendable {
 
     // MARK: - Submit
 
-    /// The body passed ``APISchemas/newJob``; what is left to check is the kind's own (its arguments, and that a
-    /// runner registered it).
+    /// The body passed ``APISchemas/newJob`` (fields left out hold the schema's defaults); what is left to check is
+    /// the kind's own (its arguments, and that a runner registered it).
     @Sendable func submit(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
         let body = input.body
         let kind = body.string("kind")!  // required
@@ -69,7 +69,8 @@ struct JobsController: Sendable {
         filter.status = query.string("status").flatMap(JobStatus.init(rawValue:))
         filter.kind = query.string("kind")
         filter.queue = query.string("queue")
-        let (chosen, pageSize, cursor) = (filter, Int(query.integer("limit") ?? 50), query.integer("after"))
+        // `limit` has the schema's default when left out.
+        let (chosen, pageSize, cursor) = (filter, Int(query.integer("limit")!), query.integer("after"))
         let page = try await self.database.run { database in try await database.store.list(chosen, limit: pageSize, after: cursor) }
         let next = page.next.map { "\"\($0)\"" } ?? "null"
         return jsonResponse(.ok, #"{"jobs":["# + page.jobs.map(\.json).joined(separator: ",") + #"],"next":"# + next + "}")

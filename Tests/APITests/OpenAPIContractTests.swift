@@ -169,6 +169,28 @@ import Yams
         }
     }
 
+    /// A field left out of a submission takes the default the document states (the validator fills it in from the
+    /// same schema).
+    @Test func leftOutFieldsTakeTheDocumentedDefaults() async throws {
+        let (_, document) = try await Self.served()
+        let newJob = try #require(document.components.schemas["NewJob"]?.objectContext)
+        var defaults: [String: String] = [:]
+        for (name, schema) in newJob.properties {
+            if let value = schema.defaultValue { defaults[name] = "\(value.value)" }
+        }
+        #expect(Set(defaults.keys) == ["args", "queue", "priority", "max_attempts"])
+        let expected = defaults
+        try await withAPI { _, client in
+            let job = try await client.send(.post, "/jobs", json: #"{"kind": "noop", "queue": null}"#)
+            #expect(job.status == .accepted)
+            for (name, value) in expected {
+                #expect("\(job.json[name] ?? "missing")" == value, "\(name)")
+            }
+            let page = try await client.send(.get, "/jobs")
+            #expect(page.status == .ok)
+        }
+    }
+
     /// POST /jobs/settlement hands its body to the settlement's own check (INVALID_ARGS, as POST /jobs does), so the
     /// document's schema of that body and the check must agree: at each bound the schema states, both accept or
     /// both refuse.

@@ -1,7 +1,8 @@
 import Foundation
 import Hummingbird
 
-/// Checks a request against its endpoint's parameters and body schema before the handler runs, with the API's
+/// Checks a request against its endpoint's parameters and body schema before the handler runs (a value left out
+/// takes its schema's default, so the document's defaults are the server's), with the API's
 /// errors: a path or query parameter that cannot be used is `400 INVALID_PARAMETER`, a body that is not a JSON object
 /// `400 INVALID_JSON` (`413 PAYLOAD_TOO_LARGE` over 1 MiB), a field against its schema `422 INVALID_FIELD`; each
 /// message names the parameter or field (`priority: must be between -32768 and 32767, not 40000`).
@@ -48,6 +49,10 @@ struct RequestValidator: Sendable {
             }
             guard let text else {
                 if parameter.required { throw APIError.invalidParameter(parameter.name, "is required") }
+                // Left out: the schema's default, if it has one, is the value.
+                if let value = parameter.schema.defaultValue {
+                    values[parameter.name] = try Self.value(value, parameter.schema, field: parameter.name)
+                }
                 continue
             }
             values[parameter.name] = try Self.parameter(text, parameter)
@@ -91,6 +96,8 @@ struct RequestValidator: Sendable {
                 if fields[property.name] == .null, !property.schema.nullable {
                     throw APIError.invalidField(field, "must not be null")
                 }
+                // Left out (or null): the schema's default, if it has one, is the value.
+                if let value = property.schema.defaultValue { values[property.name] = try Self.value(value, property.schema, field: field) }
                 continue
             }
             values[property.name] = try Self.value(value, property.schema, field: field)
