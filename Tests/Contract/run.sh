@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 BIN=${BIN:-.build/debug}
 VENV="$PWD/.skipper/venv"
 MAX_TIME=${CONTRACT_MAX_TIME:-120}
-PORT=${CONTRACT_PORT:-18089}
+PORT=${CONTRACT_PORT:-$((20000 + RANDOM % 20000))}
 TOKEN="contract-$RANDOM$RANDOM"
 WORK=$(mktemp -d)
 pids=()
