@@ -9,7 +9,7 @@ MERCHANTS ?= 1000
 DAYS ?= 31
 STEPS ?= 1
 
-.PHONY: all build run test bench db db-stop migrate-up migrate-down migrate-status seed clean
+.PHONY: all build run test bench db db-stop migrate-up migrate-down migrate-status seed clean openapi contract
 
 all: build
 
@@ -23,6 +23,16 @@ run: build
 ## Every test, against a real PostgreSQL; one at a time, so the timing assertions (cancel within 1 s, 503 within 2 s) never race the heavy suites on 2 cores.
 test:
 	$(WITH_DB) $(SWIFT) test --no-parallel
+
+## Write this build's OpenAPI document to Tests/APIClientTests/openapi.yaml, the copy the generated client is built from
+## (a test fails while the two differ).
+openapi:
+	$(SWIFT) build --product skipper-api
+	$(BIN)/skipper-api openapi > Tests/APIClientTests/openapi.yaml
+
+## The API contract against a live API: openapi-spec-validator, then a bounded schemathesis run (CONTRACT_MAX_TIME=120).
+contract: build
+	$(WITH_DB) Tests/Contract/run.sh
 
 ## Start (or reuse) the private cluster; prints `export DATABASE_URL=...` for `eval "$$(make -s db)"`.
 db:

@@ -127,6 +127,9 @@ max_wal_size = 4GB
 checkpoint_timeout = 15min
 log_min_messages = warning
 log_min_error_statement = panic
+# Where PostgreSQL's time goes, per statement (make bench prints it for a drain).
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
 CONF
     fi
     # Keep the previous port when it is free, so a restarted cluster keeps its DATABASE_URL.

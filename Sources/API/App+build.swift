@@ -23,12 +23,13 @@ func buildApplication(config: SkipperConfig, logger: Logger) async throws -> som
     return app
 }
 
-/// The router with every route and middleware, and the services its routes need running: the event hub of the SSE
-/// streams and the enqueue client's wake-ups.
+/// The router with every route and middleware, the services its routes need running (the event hub of the SSE
+/// streams and the enqueue client's wake-ups), and the document of its routes.
 struct APIRouter {
     let router: Router<APIRequestContext>
     let events: EventHub
     let client: SkipperClient
+    let document: APIDocument
 }
 
 func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger) -> APIRouter {
@@ -38,19 +39,32 @@ func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger
     // Middleware applies to the routes added after it: metrics outermost, so they see the final status.
     router.add(middleware: MetricsMiddleware(registry: registry))
     router.add(middleware: RequestMiddleware(routes: routes, logger: logger))
-    router.add(middleware: AuthMiddleware(tokens: config.apiTokens))
+    router.add(middleware: AuthMiddleware(tokens: config.apiTokens, routes: routes))
     let database = Database(
         postgres: postgres, client: SkipperClient(postgres: postgres, logger: logger),
         deadline: .nanoseconds(Int64(config.databaseTimeout / .nanoseconds(1))))
     let events = EventHub(postgres: postgres, maxStreams: config.maxEventStreams, logger: logger)
     let arguments = ArgumentCheck(handlers: Dictionary(uniqueKeysWithValues: (BuiltIn.handlers + Shop.handlers()).map { ($0.kind, $0) }))
-    OperationsController(database: database, events: events, registry: registry, logger: logger).addRoutes(to: router)
-    JobsController(database: database, events: events, arguments: arguments, logger: logger).addRoutes(to: router)
-    SettlementController(database: database, arguments: arguments, logger: logger).addRoutes(to: router)
+    // Every route goes through the route table, which documents it.
+    let api = APIRoutes(router: router)
+    let operations = OperationsController(database: database, events: events, registry: registry, logger: logger)
+    operations.addRoutes(to: api)
+    JobsController(database: database, events: events, arguments: arguments, logger: logger).addRoutes(to: api)
+    SettlementController(database: database, arguments: arguments, logger: logger).addRoutes(to: api)
     ShopController(database: database, orders: OrderStore(skipper: database.client, logger: logger), logger: logger)
-        .addRoutes(to: router)
-    routes.load(from: router)
-    return APIRouter(router: router, events: events, client: database.client)
+        .addRoutes(to: api)
+    routes.load(from: api)
+    operations.document.set(api.document)
+    return APIRouter(router: router, events: events, client: database.client, document: api.document)
+}
+
+/// The OpenAPI document of this build's routes (`skipper-api openapi`), without a database: the route table is
+/// built with a client that never connects.
+func openAPIDocument() throws -> APIDocument {
+    let config = try SkipperConfig(environment: ["DATABASE_URL": "postgres://openapi@127.0.0.1:1/openapi"])
+    let logger = Logger(label: "skipper.openapi")
+    let postgres = PostgresClient(configuration: config.database.clientConfiguration(applicationName: "skipper-api"), backgroundLogger: logger)
+    return buildRouter(config: config, postgres: postgres, logger: logger).document
 }
 
 /// Prints one line on stderr and exits: for configuration errors before anything has started.

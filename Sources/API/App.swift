@@ -7,6 +7,15 @@ import Skipper
 @main
 struct App {
     static func main() async throws {
+        // `skipper-api openapi`: print the OpenAPI document of this build and exit (`make openapi`).
+        if CommandLine.arguments.dropFirst() == ["openapi"] {
+            do {
+                print(try openAPIDocument().yaml, terminator: "")
+                return
+            } catch {
+                exitProcess(1, message: "skipper-api openapi: \(error)")
+            }
+        }
         let config: SkipperConfig
         do {
             config = try SkipperConfig()

@@ -45,12 +45,10 @@ enum JSONValue: Decodable, Equatable, Sendable {
     }
 }
 
-/// The fields of a JSON object body, read one by one with errors that name the field.
-struct JSONObject {
-    let fields: [String: JSONValue]
-
-    /// Reads the request body (at most 1 MiB) as a JSON object.
-    static func parse(_ request: Request, context: APIRequestContext) async throws -> JSONObject {
+extension JSONValue {
+    /// The request body (at most 1 MiB) as the fields of a JSON object: 413 when larger, 400 `INVALID_JSON` when it
+    /// is empty, not JSON, or not an object.
+    static func object(from request: Request) async throws -> [String: JSONValue] {
         var request = request
         let buffer: ByteBuffer
         do {
@@ -68,71 +66,11 @@ struct JSONObject {
         guard case .object(let fields) = value else {
             throw APIError.invalidJSON("the body must be a JSON object, not \(value.typeName)")
         }
-        return JSONObject(fields: fields)
-    }
-
-    init(fields: [String: JSONValue]) {
-        self.fields = fields
-    }
-
-    /// Refuses fields nobody reads: a misspelt option must not be silently ignored.
-    func rejectUnknown(allowed: Set<String>) throws {
-        if let unknown = self.fields.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw APIError.invalidField(unknown, "unknown field (expected one of: \(allowed.sorted().joined(separator: ", ")))")
-        }
-    }
-
-    func string(_ name: String, required: Bool = false, maxLength: Int = 256) throws -> String? {
-        guard let value = self.fields[name], value != .null else {
-            if required { throw APIError.invalidField(name, "is required") }
-            return nil
-        }
-        guard case .string(let string) = value else { throw APIError.invalidField(name, "must be a string, not \(value.typeName)") }
-        guard !string.isEmpty else { throw APIError.invalidField(name, "must not be empty") }
-        // Unicode scalars, as PostgreSQL counts characters (a letter and its combining accent are two).
-        guard string.unicodeScalars.count <= maxLength else { throw APIError.invalidField(name, "must be at most \(maxLength) characters") }
-        guard !string.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw APIError.invalidField(name, "must not contain control characters")
-        }
-        return string
-    }
-
-    func integer(_ name: String, in range: ClosedRange<Int64>, required: Bool = false) throws -> Int64? {
-        guard let value = self.fields[name], value != .null else {
-            if required { throw APIError.invalidField(name, "is required") }
-            return nil
-        }
-        let number: Int64
-        switch value {
-        case .int(let int): number = int
-        case .double(let double) where double.rounded() == double && abs(double) < 9.2e18: number = Int64(double)
-        case .double: throw APIError.invalidField(name, "must be an integer between \(range.lowerBound) and \(range.upperBound)")
-        default: throw APIError.invalidField(name, "must be an integer, not \(value.typeName)")
-        }
-        guard range.contains(number) else {
-            throw APIError.invalidField(name, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)")
-        }
-        return number
-    }
-
-    /// An RFC 3339 timestamp such as `2026-01-31T12:00:00Z` (fractional seconds and offsets allowed).
-    func timestamp(_ name: String) throws -> Date? {
-        guard let text = try self.string(name, maxLength: 64) else { return nil }
-        guard let date = parseTimestamp(text) else {
-            throw APIError.invalidField(name, "must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z, not '\(text)'")
-        }
-        return date
-    }
-
-    /// A nested JSON object as compact JSON text.
-    func objectJSON(_ name: String) throws -> String? {
-        guard let value = self.fields[name], value != .null else { return nil }
-        guard case .object = value else { throw APIError.invalidField(name, "must be a JSON object, not \(value.typeName)") }
-        guard !value.containsNUL else { throw APIError.invalidField(name, "must not contain \\u0000, which PostgreSQL's jsonb cannot store") }
-        return value.jsonText
+        return fields
     }
 }
 
+/// An RFC 3339 timestamp such as `2026-01-31T12:00:00Z` (fractional seconds and offsets allowed), or nil.
 func parseTimestamp(_ text: String) -> Date? {
     let withFraction = ISO8601DateFormatter()
     withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import Shop
 import Skipper
 import Synchronization
@@ -15,31 +16,29 @@ struct JobsController: Sendable {
     let logger: Logger
     let kinds = KnownKinds()
 
-    static let submitFields: Set<String> = ["kind", "args", "queue", "priority", "run_at", "max_attempts", "unique_key"]
-    static let listParameters: Set<String> = ["status", "kind", "queue", "limit", "after"]
-
-    func addRoutes(to router: Router<APIRequestContext>) {
-        router.post("/jobs", use: self.submit)
-        router.get("/jobs", use: self.list)
-        router.get("/jobs/:id", use: self.get)
-        router.post("/jobs/:id/cancel", use: self.cancel)
-        router.post("/jobs/:id/retry", use: self.retry)
-        router.get("/jobs/:id/events", use: self.follow)
+    func addRoutes(to api: APIRoutes) {
+        api.add(.submitJob, use: self.submit)
+        api.add(.listJobs, use: self.list)
+        api.add(.getJob, use: self.get)
+        api.add(.cancelJob, use: self.cancel)
+        api.add(.retryJob, use: self.retry)
+        api.add(.followJob, use: self.follow)
     }
 
     // MARK: - Submit
 
-    @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let body = try await JSONObject.parse(request, context: context)
-        try body.rejectUnknown(allowed: Self.submitFields)
-        let kind = try body.string("kind", required: true, maxLength: 128)!
-        let args = try body.objectJSON("args") ?? "{}"
+    /// The body passed ``APISchemas/newJob`` (fields left out hold the schema's defaults); what is left to check is
+    /// the kind's own (its arguments, and that a runner registered it).
+    @Sendable func submit(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        let body = input.body
+        let kind = body.string("kind")!  // required
+        let args = body.json("args") ?? "{}"
         var options = JobOptions()
-        if let queue = try body.string("queue", maxLength: 128) { options.queue = queue }
-        if let priority = try body.integer("priority", in: Int64(Int16.min)...Int64(Int16.max)) { options.priority = Int16(priority) }
-        options.runAt = try body.timestamp("run_at")
-        if let attempts = try body.integer("max_attempts", in: 1...1000) { options.maxAttempts = Int32(attempts) }
-        options.uniqueKey = try body.string("unique_key", maxLength: 256)
+        if let queue = body.string("queue") { options.queue = queue }
+        if let priority = body.integer("priority") { options.priority = Int16(priority) }
+        options.runAt = body.date("run_at")
+        if let attempts = body.integer("max_attempts") { options.maxAttempts = Int32(attempts) }
+        options.uniqueKey = body.string("unique_key")
         options.meta = ["request_id": context.requestID]
         try self.arguments.check(kind: kind, args: args)
         let submitted = options
@@ -58,61 +57,29 @@ struct JobsController: Sendable {
 
     // MARK: - Read
 
-    @Sendable func get(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let id = try jobID(context)
+    @Sendable func get(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        let id = input.parameters.integer("id")!
         guard let job = try await self.database.run({ database in try await database.store.job(id: id) }) else { throw APIError.notFound("job \(id)") }
         return jsonResponse(.ok, job.json)
     }
 
-    @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let query = request.uri.queryParameters
-        if let unknown = query.map({ String($0.key) }).sorted().first(where: { !Self.listParameters.contains($0) }) {
-            throw APIError.invalidParameter(unknown, "unknown parameter (expected: \(Self.listParameters.sorted().joined(separator: ", ")))")
-        }
+    @Sendable func list(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        let query = input.parameters
         var filter = JobFilter()
-        if let status = query.get("status") {
-            guard let parsed = JobStatus(rawValue: status.uppercased()) else {
-                throw APIError.invalidParameter(
-                    "status", "must be one of \(JobStatus.allCases.map(\.rawValue).joined(separator: ", ")), not '\(status)'")
-            }
-            filter.status = parsed
-        }
-        filter.kind = try Self.nonEmpty(query.get("kind"), name: "kind")
-        filter.queue = try Self.nonEmpty(query.get("queue"), name: "queue")
-        var limit = 50
-        if let text = query.get("limit") {
-            guard let value = Int(text), (1...1000).contains(value) else {
-                throw APIError.invalidParameter("limit", "must be an integer from 1 to 1000, not '\(text)'")
-            }
-            limit = value
-        }
-        var after: Int64?
-        if let text = query.get("after") {
-            guard let value = Int64(text), value > 0 else {
-                throw APIError.invalidParameter("after", "must be the `next` cursor of a previous page, not '\(text)'")
-            }
-            after = value
-        }
-        let (chosen, pageSize, cursor) = (filter, limit, after)
+        filter.status = query.string("status").flatMap(JobStatus.init(rawValue:))
+        filter.kind = query.string("kind")
+        filter.queue = query.string("queue")
+        // `limit` has the schema's default when left out.
+        let (chosen, pageSize, cursor) = (filter, Int(query.integer("limit")!), query.integer("after"))
         let page = try await self.database.run { database in try await database.store.list(chosen, limit: pageSize, after: cursor) }
         let next = page.next.map { "\"\($0)\"" } ?? "null"
         return jsonResponse(.ok, #"{"jobs":["# + page.jobs.map(\.json).joined(separator: ",") + #"],"next":"# + next + "}")
     }
 
-    private static func nonEmpty(_ value: String?, name: String) throws -> String? {
-        guard let value else { return nil }
-        guard !value.isEmpty, value.unicodeScalars.count <= 128 else { throw APIError.invalidParameter(name, "must be 1 to 128 characters") }
-        // PostgreSQL's text cannot hold U+0000; no kind or queue holds a control character.
-        guard !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw APIError.invalidParameter(name, "must not contain control characters")
-        }
-        return value
-    }
-
     // MARK: - Cancel and retry
 
-    @Sendable func cancel(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let id = try jobID(context)
+    @Sendable func cancel(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        let id = input.parameters.integer("id")!
         let (outcome, job) = try await self.database.run { database in
             let outcome = try await database.client.cancel(id: id)
             return (outcome, try await database.store.job(id: id))
@@ -129,8 +96,8 @@ struct JobsController: Sendable {
         }
     }
 
-    @Sendable func retry(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let id = try jobID(context)
+    @Sendable func retry(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        let id = input.parameters.integer("id")!
         switch try await self.database.run({ database in try await database.client.retry(id: id) }) {
         case .queued(let job):
             self.events.poke(id)
@@ -151,8 +118,8 @@ struct JobsController: Sendable {
 
     /// `text/event-stream` of the job: one `job` event now, one per change of status or progress (announced on
     /// `skipper_events`, and polled every second as a floor), and a last one when it finishes; then the stream ends.
-    @Sendable func follow(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let id = try jobID(context)
+    @Sendable func follow(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        let id = input.parameters.integer("id")!
         let database = self.database
         guard let first = try await self.database.run({ database in try await database.store.job(id: id) }) else {
             throw APIError.notFound("job \(id)")
@@ -173,7 +140,10 @@ struct JobsController: Sendable {
             // in flight, and it gets the job's state as it is when it reads again, not a backlog of old states.
             try await writer.write(Self.event(last.json))
             var quiet = ContinuousClock.now
-            while !last.status.isFinished, !Task.isCancelled {
+            var pruned = false
+            // A stream also ends when the server shuts down (without `end`: the job has not finished; the client
+            // reconnects), or a follower of a job that never finishes would hold the server up forever.
+            while !last.status.isFinished, !Task.isCancelled, !Task.isShuttingDownGracefully {
                 await signal.wait(timeout: .seconds(1))
                 let job: JobRecord?
                 do {
@@ -183,7 +153,10 @@ struct JobsController: Sendable {
                     logger.debug("event stream could not read the job; trying again", metadata: ["job.id": "\(id)"])
                     continue
                 }
-                guard let job else { break }  // pruned meanwhile
+                guard let job else {  // pruned meanwhile: nothing more will come
+                    pruned = true
+                    break
+                }
                 if job != last {
                     last = job
                     try await writer.write(Self.event(job.json))
@@ -193,7 +166,7 @@ struct JobsController: Sendable {
                     quiet = .now
                 }
             }
-            try await writer.write(ByteBuffer(string: "event: end\ndata: {}\n\n"))
+            if last.status.isFinished || pruned { try await writer.write(ByteBuffer(string: "event: end\ndata: {}\n\n")) }
             try await writer.finish(nil)
         }
         return Response(
@@ -205,15 +178,6 @@ struct JobsController: Sendable {
     private static func event(_ json: String) -> ByteBuffer {
         ByteBuffer(string: "event: job\ndata: \(json)\n\n")
     }
-}
-
-/// The `:id` path parameter as a job id: 400 when it is not a positive integer.
-func jobID(_ context: APIRequestContext) throws -> Int64 {
-    let text = context.parameters.get("id") ?? ""
-    guard let id = Int64(text), id > 0 else {
-        throw APIError.invalidParameter("id", "a job id is a positive integer, not '\(text)'")
-    }
-    return id
 }
 
 /// Kinds some runner has registered. A kind never leaves `skipper.kinds`, so a kind seen once is cached for the

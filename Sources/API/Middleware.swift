@@ -55,18 +55,20 @@ struct RequestMiddleware: RouterMiddleware {
     }
 }
 
-/// `Authorization: Bearer <token>` on every route but /health and /ready, compared in constant time.
+/// `Authorization: Bearer <token>` on every route but those the document marks open (/health and /ready), compared in
+/// constant time.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let tokens: [[UInt8]]
-    static let open: Set<String> = ["/health", "/ready"]
+    let routes: RouteIndex
 
-    init(tokens: [String]) {
+    init(tokens: [String], routes: RouteIndex) {
         self.tokens = tokens.map { Array($0.utf8) }
+        self.routes = routes
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if self.tokens.isEmpty || Self.open.contains(request.uri.path) { return try await next(request, context) }
+        if self.tokens.isEmpty || self.routes.isOpen(request.uri.path) { return try await next(request, context) }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw Self.unauthorized("send Authorization: Bearer <token>")
         }

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import Prometheus
 import Skipper
+import Synchronization
 
 /// `/health`, `/ready`, `/metrics`, `/openapi.yaml`: what operators and orchestrators ask.
 struct OperationsController: Sendable {
@@ -11,21 +12,24 @@ struct OperationsController: Sendable {
     let registry: PrometheusCollectorRegistry
     let logger: Logger
 
-    func addRoutes(to router: Router<APIRequestContext>) {
-        router.get("/health", use: self.health)
-        router.get("/ready", use: self.ready)
-        router.get("/metrics", use: self.metrics)
-        router.get("/openapi.yaml", use: self.openAPI)
+    /// The served document, written once every route is registered (this controller's own included).
+    let document = ServedDocument()
+
+    func addRoutes(to api: APIRoutes) {
+        api.add(.health, use: self.health)
+        api.add(.ready, use: self.ready)
+        api.add(.metrics, use: self.metrics)
+        api.add(.openAPI, use: self.openAPI)
     }
 
     /// Alive and serving. It does not touch the database, so an orchestrator does not restart a healthy API
     /// while PostgreSQL is down; /ready says whether it can do useful work.
-    @Sendable func health(_ request: Request, context: APIRequestContext) async throws -> Response {
+    @Sendable func health(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
         jsonResponse(.ok, #"{"status":"ok"}"#)
     }
 
     /// The database answers and its schema is at the version this build expects; 503 with the reason otherwise.
-    @Sendable func ready(_ request: Request, context: APIRequestContext) async throws -> Response {
+    @Sendable func ready(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
         let logger = self.logger
         let status: SchemaVersion.Status
         do {
@@ -40,7 +44,7 @@ struct OperationsController: Sendable {
     }
 
     /// Prometheus text: the HTTP metrics kept in memory, and the queue depth read from the database now.
-    @Sendable func metrics(_ request: Request, context: APIRequestContext) async throws -> Response {
+    @Sendable func metrics(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
         var text: [UInt8] = []
         self.registry.emit(into: &text)
         var output = String(decoding: text, as: UTF8.self)
@@ -62,14 +66,24 @@ struct OperationsController: Sendable {
             body: .init(byteBuffer: ByteBuffer(string: output)))
     }
 
-    @Sendable func openAPI(_ request: Request, context: APIRequestContext) async throws -> Response {
-        Response(
-            status: .ok, headers: [.contentType: "application/yaml"],
-            body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+    @Sendable func openAPI(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: self.document.yaml))
     }
 
     private static func escape(_ value: String) -> String {
         value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
             .replacingOccurrences(of: "\n", with: "\\n")
     }
+}
+
+/// The document's YAML, set once the route table is complete.
+final class ServedDocument: Sendable {
+    private let text = Mutex(ByteBuffer())
+
+    func set(_ document: APIDocument) {
+        let buffer = ByteBuffer(string: document.yaml)
+        self.text.withLock { $0 = buffer }
+    }
+
+    var yaml: ByteBuffer { self.text.withLock { $0 } }
 }

@@ -2,23 +2,43 @@ import Hummingbird
 import Synchronization
 
 /// The router's own route list (Hummingbird's `router.routes`), taken once every route is registered, so that a
-/// known path with the wrong method answers 405 with `Allow` instead of 404.
+/// known path with the wrong method answers 405 with `Allow` instead of 404; and the paths the document marks open
+/// (`security: []`), which the auth middleware lets through without a token.
 final class RouteIndex: Sendable {
     private let routes = Mutex<[(method: HTTPRequest.Method, path: RouterPath)]>([])
+    private let open = Mutex<Set<String>>([])
 
-    /// Takes the router's routes; call after the last route is added.
-    func load(from router: Router<APIRequestContext>) {
-        let routes = router.routes.map { (method: $0.method, path: $0.path) }
+    /// Takes the router's routes and the open endpoints; call after the last route is added.
+    func load(from api: APIRoutes) {
+        let routes = api.router.routes.map { (method: $0.method, path: $0.path) }
         self.routes.withLock { $0 = routes }
+        let open = Set(api.endpoints.filter(\.open).map(\.path))
+        self.open.withLock { $0 = open }
     }
 
-    /// The methods routed for a concrete request path.
+    /// The methods routed for a concrete request path. The router takes a literal segment before a parameter
+    /// (`/jobs/settlement` is never `/jobs/{id}`), so only the routes of the most specific matching pattern count.
     func methods(for path: String) -> [HTTPRequest.Method] {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         return self.routes.withLock { routes in
-            routes.filter { route in
+            let matching = routes.filter { route in
                 route.path.components.count == segments.count && zip(route.path.components, segments).allSatisfy { $0 ~= $1 }
-            }.map(\.method)
+            }
+            guard let best = matching.map(\.path).max(by: { Self.literals($0).lexicographicallyPrecedes(Self.literals($1)) }) else {
+                return []
+            }
+            return matching.filter { $0.path == best }.map(\.method)
         }
+    }
+
+    /// 1 for each literal segment of the pattern, 0 for the others.
+    private static func literals(_ path: RouterPath) -> [Int] {
+        // An element equals its own text only when it is a literal.
+        path.components.map { $0 == $0.description ? 1 : 0 }
+    }
+
+    /// Whether `path` is served without a token (/health and /ready).
+    func isOpen(_ path: String) -> Bool {
+        self.open.withLock { $0.contains(path) }
     }
 }

@@ -6,23 +6,22 @@ import PostgresNIO
 import Shop
 import Skipper
 
-/// `POST /jobs/settlement` and `GET /downloads/:job_id.csv`.
+/// `POST /jobs/settlement` and `GET /downloads/{job_id}.csv`.
 struct SettlementController: Sendable {
     let database: Database
     let arguments: ArgumentCheck
     let logger: Logger
 
-    func addRoutes(to router: Router<APIRequestContext>) {
-        router.post("/jobs/settlement", use: self.submit)
-        router.get("/downloads/{job_id}.csv", use: self.download)
+    func addRoutes(to api: APIRoutes) {
+        api.add(.submitSettlement, use: self.submit)
+        api.add(.downloadSettlement, use: self.download)
     }
 
     /// `{"from": "2025-01-01", "to": "2025-01-31"}` → 202 `{"job_id", "status": "QUEUED"}`.
-    @Sendable func submit(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let body = try await JSONObject.parse(request, context: context)
-        try body.rejectUnknown(allowed: ["from", "to", "batch_size", "parallelism"])
-        // The body is the job's arguments, checked by the settlement handler itself, as POST /jobs would.
-        let json = JSONValue.object(body.fields).jsonText
+    @Sendable func submit(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        // The body (an object of known fields) is the job's arguments, checked by the settlement handler itself, as
+        // POST /jobs would.
+        let json = JSONValue.object(input.bodyObject).jsonText
         try self.arguments.check(kind: Settlement.kind, args: json, prefix: "")
         let options = JobOptions(maxAttempts: 5, meta: ["request_id": context.requestID])
         let (job, _) = try await self.database.run { database in try await database.client.submit(kind: Settlement.kind, argsJSON: json, options: options) }
@@ -30,9 +29,8 @@ struct SettlementController: Sendable {
     }
 
     /// The settlement CSV, streamed chunk by chunk from `skipper.job_artifacts`: the API holds one chunk at a time.
-    @Sendable func download(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let text = context.parameters.get("job_id") ?? ""
-        guard let id = Int64(text), id > 0 else { throw APIError.invalidParameter("job_id", "a job id is a positive integer, not '\(text)'") }
+    @Sendable func download(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        let id = input.parameters.integer("job_id")!
         let logger = self.logger
         guard let job = try await self.database.run({ database in try await database.store.job(id: id) }) else { throw APIError.notFound("job \(id)") }
         if !job.status.isFinished {

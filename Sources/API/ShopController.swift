@@ -10,19 +10,18 @@ struct ShopController: Sendable {
     let orders: OrderStore
     let logger: Logger
 
-    func addRoutes(to router: Router<APIRequestContext>) {
-        router.post("/orders", use: self.place)
-        router.get("/orders/:id", use: self.get)
-        router.post("/orders/:id/pay", use: self.pay)
-        router.get("/reports/sales", use: self.report)
+    func addRoutes(to api: APIRoutes) {
+        api.add(.placeOrder, use: self.place)
+        api.add(.getOrder, use: self.get)
+        api.add(.payOrder, use: self.pay)
+        api.add(.salesReport, use: self.report)
     }
 
-    @Sendable func place(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let body = try await JSONObject.parse(request, context: context)
-        try body.rejectUnknown(allowed: ["product_id", "quantity", "buyer_id"])
-        let productID = try body.integer("product_id", in: 1...Int64.max, required: true)!
-        let quantity = Int32(try body.integer("quantity", in: 1...1_000_000, required: true)!)
-        let buyerID = try body.string("buyer_id", required: true, maxLength: 128)!
+    /// The body passed ``APISchemas/newOrder``: every field is there and in range.
+    @Sendable func place(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        let productID = input.body.integer("product_id")!
+        let quantity = Int32(input.body.integer("quantity")!)
+        let buyerID = input.body.string("buyer_id")!
         let orders = self.orders
         switch try await self.database.run({ _ in try await orders.place(productID: productID, quantity: quantity, buyerID: buyerID) }) {
         case .placed(let order):
@@ -36,8 +35,8 @@ struct ShopController: Sendable {
         }
     }
 
-    @Sendable func get(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let id = try orderID(context)
+    @Sendable func get(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        let id = input.parameters.uuid("id")!
         let orders = self.orders
         guard let order = try await self.database.run({ _ in try await orders.order(id: id) }) else {
             throw APIError.notFound("order \(id.uuidString.lowercased())")
@@ -45,8 +44,8 @@ struct ShopController: Sendable {
         return jsonResponse(.ok, order.json)
     }
 
-    @Sendable func pay(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let id = try orderID(context)
+    @Sendable func pay(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        let id = input.parameters.uuid("id")!
         let orders = self.orders
         switch try await self.database.run({ _ in try await orders.pay(id: id) }) {
         case .paid(let order):
@@ -58,16 +57,8 @@ struct ShopController: Sendable {
         }
     }
 
-    @Sendable func report(_ request: Request, context: APIRequestContext) async throws -> Response {
+    @Sendable func report(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
         let logger = self.logger
         return jsonResponse(.ok, try await self.database.run { database in try await SalesReport.read(client: database.postgres, logger: logger) }.json)
-    }
-
-    private func orderID(_ context: APIRequestContext) throws -> UUID {
-        let text = context.parameters.get("id") ?? ""
-        guard let id = UUID(uuidString: text) else {
-            throw APIError.invalidParameter("id", "an order id is a UUID, not '\(text)'")
-        }
-        return id
     }
 }

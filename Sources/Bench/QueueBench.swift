@@ -57,6 +57,30 @@ extension BenchRun {
         throw BenchError("no finished jobs")
     }
 
+    /// Prints where PostgreSQL's time went during `body`, statement by statement (pg_stat_statements, when the
+    /// server preloads it, as the private cluster of `make bench` does).
+    func statementProfile(of what: String, _ body: () async throws -> Void) async throws {
+        var available = (try? await self.exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")) != nil
+        if available { available = (try? await self.exec("SELECT pg_stat_statements_reset()")) != nil }
+        try await body()
+        guard available else {
+            Swift.print("profile: pg_stat_statements is not preloaded on this server; skipped")
+            return
+        }
+        Swift.print("profile of \(what): PostgreSQL's time per statement (pg_stat_statements)")
+        let rows = try await self.client.query(
+            """
+            SELECT calls, round(total_exec_time)::int8, round((total_exec_time / calls)::numeric, 3)::float8, rows,
+                   left(regexp_replace(query, '\\s+', ' ', 'g'), 90)
+            FROM pg_stat_statements
+            WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+            ORDER BY total_exec_time DESC LIMIT 6
+            """, logger: self.logger)
+        for try await (calls, total, mean, count, query) in rows.decode((Int64, Int64, Double, Int64, String).self) {
+            Swift.print("  \(String(total).leftPad(6)) ms  \(String(calls).leftPad(6)) calls  \(String(format: "%.3f", mean).leftPad(8)) ms each  \(String(count).leftPad(7)) rows  \(query)")
+        }
+    }
+
     /// The median of `rounds` drains: single drains on this shared machine swing by a third.
     func medianDrain(
         rounds: Int = 3, jobs: Int, depth: Int? = nil, runners: Int, keepHistory: Bool = false, steady: Bool = false
@@ -71,6 +95,7 @@ extension BenchRun {
 
     func queue(into report: inout Report, peers: Peers) async throws {
         // 1. Against the peers: 50,000 jobs, two processes, batches of 100.
+        try await self.statementProfile(of: "a drain of 50,000 jobs by 2 runners") { _ = try await self.drain(jobs: 50_000, runners: 2) }
         let two = try await self.medianDrain(jobs: 50_000, runners: 2)
         let one = try await self.medianDrain(jobs: 50_000, runners: 1)
         Swift.print("drain: 2 runners \(Int(two.rate)) jobs/s (\(Int(two.walPerJob)) WAL bytes/job), 1 runner \(Int(one.rate)) jobs/s")

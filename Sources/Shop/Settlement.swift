@@ -67,8 +67,12 @@ public struct Settlement: JobHandler {
         _ = try Self.validate(args)
     }
 
+    /// A date written exactly YYYY-MM-DD (as the API's `format: date` says), or nil.
     static func day(_ text: String) -> Date? {
-        guard text.count == 10 else { return nil }
+        let digits = Array(text.utf8)
+        guard digits.count == 10, digits[4] == UInt8(ascii: "-"), digits[7] == UInt8(ascii: "-"),
+            digits.enumerated().allSatisfy({ $0.offset == 4 || $0.offset == 7 || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0.element) })
+        else { return nil }
         let parts = text.split(separator: "-")
         guard parts.count == 3, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]) else { return nil }
         var calendar = Calendar(identifier: .gregorian)

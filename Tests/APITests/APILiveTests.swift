@@ -107,6 +107,25 @@ import TestSupport
         }
     }
 
+    /// An open event stream does not hold a stopping server up: it closes (without `end`, the job has not finished)
+    /// and the process exits, rather than waiting for a job that may run for days.
+    @Test func sigtermEndsOpenEventStreams() async throws {
+        try await withTestDatabase { db in
+            let id = try #require(try await db.scalar("INSERT INTO skipper.jobs (kind, run_at) VALUES ('noop', now() + interval '1 day') RETURNING id"))
+            let port = Int.random(in: 20000..<40000)
+            let api = try ChildProcess.skipper("skipper-api", url: db.url, environment: ["PORT": "\(port)"])
+            #expect(try await eventually { (try? await httpStatus("http://127.0.0.1:\(port)/health")) == 200 })
+            let follower = Task { try await httpGet("http://127.0.0.1:\(port)/jobs/\(id)/events", timeout: 30) }
+            #expect(try await eventually { (try? await httpGet("http://127.0.0.1:\(port)/metrics").text.contains("skipper_event_streams 1\n")) == true })
+            api.signal(SIGTERM)
+            let status = await api.waitForExit(timeout: .seconds(10))
+            #expect(status == 0, "\(api.log)")
+            let (code, text) = try await follower.value
+            #expect(code == 200 && text.hasPrefix("event: job\n") && !text.contains("event: end"), "\(text)")
+            if status == nil { api.signal(SIGKILL) }
+        }
+    }
+
     /// A statement already sent is bounded too: with skipper.jobs locked by another session, requests answer 503
     /// within DB_TIMEOUT (plus a margin for this loaded machine), not when the lock goes, and once it goes the pool's
     /// connections (freed by the server's statement_timeout) serve again.

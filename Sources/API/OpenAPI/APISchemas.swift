@@ -1,0 +1,143 @@
+import Skipper
+
+/// The schemas of the API's resources and request bodies, as the handlers write and read them (JSONText.swift renders
+/// the resources by hand; these say what that text is).
+enum APISchemas {
+    /// `{"error": CODE, "message": text}` with the codes a response can carry.
+    static func error(_ codes: [String]) -> Schema {
+        .object(
+            [
+                Property("error", .oneOf(codes), required: true),
+                Property("message", .string(description: "What is wrong, naming the field or parameter first (`kind: is required`)"), required: true),
+            ], closed: false)
+    }
+
+    static let status = Schema.oneOf(JobStatus.allCases.map(\.rawValue), name: "Status")
+
+    /// A kind or queue name as stored: 1 to 128 characters (PostgreSQL's CHECK), no control characters.
+    static let name = Schema.string(minLength: 1, maxLength: 128, printable: true)
+
+    static let newJob = Schema.object(
+        [
+            Property("kind", name.described("The job's kind; some runner must have registered it").withExamples("noop"), required: true),
+            Property(
+                "args",
+                Schema(.anyObject(noNUL: true), description: "The kind's arguments; checked by the kind's handler when this build has it (422 INVALID_ARGS). No string or key in it may hold U+0000.")
+                    .orNull.withDefault(.object([:])).withExamples(.object([:]))),
+            Property("queue", name.described("The named queue; runners choose which queues they serve").orNull.withDefault("default")),
+            Property("priority", Schema.int32(Int64(Int16.min)...Int64(Int16.max), description: "Lower runs first").orNull.withDefault(0)),
+            Property("run_at", Schema.string(maxLength: 64, format: "date-time", printable: true, description: "Not run before this time").orNull),
+            Property("max_attempts", Schema.int32(1...1000, description: "Attempts before the job is FAILED").orNull.withDefault(25)),
+            Property(
+                "unique_key",
+                Schema.string(minLength: 1, maxLength: 256, printable: true, description: "At most one QUEUED job per key: submitting again returns that job (200)").orNull),
+        ], name: "NewJob")
+
+    static let job = Schema.object(
+        [
+            Property("job_id", .int64(1...Int64.max), required: true),
+            Property("kind", name, required: true),
+            Property("queue", name, required: true),
+            Property("status", status, required: true),
+            Property("progress", Schema.number.described("Percent done (0 to 100), from processed and total"), required: true),
+            Property("processed", .int64(0...Int64.max), required: true),
+            Property("total", Schema.int64(0...Int64.max).orNull, required: true),
+            Property("attempt", .int32(0...Int64(Int32.max)), required: true),
+            Property("max_attempts", .int32(1...Int64(Int32.max)), required: true),
+            Property("priority", .int32(Int64(Int16.min)...Int64(Int16.max)), required: true),
+            Property("args", Schema(.anyObject(noNUL: false)), required: true),
+            Property("unique_key", Schema.string().orNull, required: true),
+            Property("run_at", .dateTime, required: true),
+            Property("created_at", .dateTime, required: true),
+            Property("started_at", Schema.dateTime.orNull, required: true),
+            Property("finished_at", Schema.dateTime.orNull, required: true),
+            Property("cancel_requested_at", Schema.dateTime.orNull, required: true),
+            Property(
+                "errors",
+                .array(
+                    .object(
+                        [Property("attempt", .int32()), Property("at", .dateTime), Property("error", .string())], closed: false,
+                        description: "A failed attempt"),
+                    description: "One entry per failed attempt, oldest first"),
+                required: true),
+            Property("result", Schema(.any, description: "What the handler returned (any JSON), or null"), required: true),
+            Property("meta", Schema(.anyObject(noNUL: false), description: "request_id and other submitter data"), required: true),
+            Property("download_url", Schema.string(description: "Where the job's file downloads from; null when it has none").orNull, required: true),
+        ], closed: false, name: "Job")
+
+    static let jobPage = Schema.object(
+        [
+            Property("jobs", .array(job), required: true),
+            Property(
+                "next", Schema.string(description: "Pass as `after` for the next page; null on the last page").orNull, required: true),
+        ], closed: false, name: "JobPage")
+
+    /// An event of GET /jobs/{id}/events: `event: job` with the job as JSON in `data`.
+    static let jobEvent = Schema.object(
+        [Property("event", .constant("job"), required: true), Property("data", .json(job), required: true)], closed: false,
+        name: "JobEvent", description: "`event: job`, whose `data` is the job resource as JSON: sent at once, then on each change of status or progress")
+
+    /// The last event of GET /jobs/{id}/events.
+    static let endEvent = Schema.object(
+        [Property("event", .constant("end"), required: true), Property("data", .json(.object([])), required: true)], closed: false,
+        name: "EndEvent", description: "`event: end` with `data: {}`: the job has finished (its last `job` event came before), and the stream closes")
+
+    /// One event of GET /jobs/{id}/events, as `event:` and `data:` lines.
+    static let event = Schema(
+        .oneOf([jobEvent, endEvent]),
+        description: "One event of the stream: its `event` and `data` fields (events are separated by a blank line; lines starting with `:` are comments, such as `: keep-alive`)")
+
+    static let settlementRequest = Schema.object(
+        [
+            Property("from", Schema.string(format: "date").withExamples("2025-01-01"), required: true),
+            Property("to", Schema.string(format: "date", description: "Not before from, and at most 366 days after it").withExamples("2025-01-31"), required: true),
+            Property("batch_size", Schema.int32(100...1_000_000, description: "Transactions per slice; default the runner's BATCH_SIZE").orNull),
+            Property("parallelism", Schema.int32(1...16, description: "Slices aggregated at once").orNull.withDefault(2)),
+        ], name: "SettlementRequest")
+
+    static let settlementQueued = Schema.object(
+        [Property("job_id", .int64(1...Int64.max), required: true), Property("status", .constant("QUEUED"), required: true)],
+        closed: false, name: "SettlementQueued")
+
+    static let newOrder = Schema.object(
+        [
+            Property("product_id", .int64(1...Int64.max), required: true),
+            Property("quantity", .int32(1...1_000_000), required: true),
+            Property("buyer_id", .string(minLength: 1, maxLength: 128, printable: true), required: true),
+        ], name: "NewOrder")
+
+    static let order = Schema.object(
+        [
+            Property("order_id", .string(format: "uuid"), required: true),
+            Property("product_id", .int64(1...Int64.max), required: true),
+            Property("buyer_id", .string(), required: true),
+            Property("quantity", .int32(1...Int64(Int32.max)), required: true),
+            Property("total_amount_cents", .int64(0...Int64.max), required: true),
+            Property("status", .oneOf(["PENDING", "PAID"]), required: true),
+            Property("created_at", .dateTime, required: true),
+            Property("paid_at", Schema.dateTime.orNull, required: true),
+        ], closed: false, name: "Order")
+
+    static let categorySales = Schema.object(
+        [
+            Property("revenue_cents", .int64(0...Int64.max), required: true),
+            Property("orders", .int64(0...Int64.max), required: true),
+            Property("quantity", .int64(0...Int64.max), required: true),
+        ], closed: false, name: "CategorySales")
+
+    static let salesReport = Schema.object(
+        [
+            Property("total_revenue_cents", .int64(0...Int64.max), required: true),
+            Property("paid_orders", .int64(0...Int64.max), required: true),
+            Property("products_sold", .int64(0...Int64.max), required: true),
+            Property("unique_customers", .int64(0...Int64.max), required: true),
+            Property("by_category", Schema(.dictionary(categorySales), description: "Per product category"), required: true),
+            Property("updated_at", Schema.dateTime.described("When the last refresh wrote it; null before any").orNull, required: true),
+        ], closed: false, name: "SalesReport")
+
+    static let health = Schema.object([Property("status", .constant("ok"), required: true)], closed: false, name: "Health")
+
+    static let readiness = Schema.object(
+        [Property("status", .constant("ready"), required: true), Property("schema_version", .int64(0...Int64.max), required: true)],
+        closed: false, name: "Readiness")
+}
