@@ -23,7 +23,7 @@ import TestSupport
     @Test func submitFollowToCompletedAndCancel() async throws {
         try await withGeneratedClient { db, client in
             let runner = try ChildProcess.runner(url: db.url, environment: ["PROGRESS_INTERVAL": "200ms"])
-            defer { Task { await runner.stop() } }
+            defer { runner.killNow() }
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.kinds WHERE kind IN ('noop', 'sleep')") == "2" })
 
             // Submit a noop job, read its events to the end, and find it COMPLETED.

@@ -18,7 +18,7 @@ import TestSupport
     @Test func eventsStreamProgressOfARunningJobAndEndWithIt() async throws {
         try await withAPI(kinds: []) { db, client in
             let runner = try ChildProcess.runner(url: db.url, environment: ["PROGRESS_INTERVAL": "200ms"])
-            defer { Task { await runner.stop() } }
+            defer { runner.killNow() }
             // The runner registers its kinds; until then `sleep` is unknown.
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.kinds WHERE kind = 'sleep'") == "1" })
             let submitted = try await client.send(.post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": 1500}}"#)
@@ -42,7 +42,7 @@ import TestSupport
     @Test func cancellingARunningJobOverHTTPStopsIt() async throws {
         try await withAPI(kinds: []) { db, client in
             let runner = try ChildProcess.runner(url: db.url)
-            defer { Task { await runner.stop() } }
+            defer { runner.killNow() }
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.kinds WHERE kind = 'sleep'") == "1" })
             let id = try #require(try await client.send(
                 .post, "/jobs", json: #"{"kind": "sleep", "args": {"ms": 60000}}"#, headers: [.requestID: "trace-cancel-7"]).int("job_id"))

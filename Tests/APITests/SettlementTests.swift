@@ -84,7 +84,7 @@ import TestSupport
             #expect(early.errorCode == "NOT_READY")
 
             let runner = try ChildProcess.runner(url: db.url, environment: ["BATCH_SIZE": "5000"])
-            defer { Task { await runner.stop() } }
+            defer { runner.killNow() }
             #expect(try await Self.waitForStatus(db, id, "COMPLETED", timeout: .seconds(15)), "\(runner.log)")
             #expect(try await Self.differences(db) == "0")
             let job = try await client.send(.get, "/jobs/\(id)")
@@ -135,7 +135,7 @@ import TestSupport
                 "INSERT INTO settlements (merchant_id, date, gross_cents, fee_cents, net_cents, txn_count, unique_run_id) VALUES (1, '2025-01-15', 5, 1, 4, 1, 'earlier')")
             let before = try await Self.snapshot(db)
             let runner = try ChildProcess.runner(url: db.url)
-            defer { Task { await runner.stop() } }
+            defer { runner.killNow() }
             let id = try #require(try await client.send(
                 .post, "/jobs/settlement", json: #"{"from": "2025-01-01", "to": "2025-01-31", "batch_size": 1000, "parallelism": 1}"#
             ).int("job_id"))
@@ -173,7 +173,7 @@ import TestSupport
             first.signal(SIGKILL)
             _ = await first.waitForExit(timeout: .seconds(5))
             let second = try ChildProcess.runner(url: db.url, environment: env)
-            defer { Task { await second.stop() } }
+            defer { second.killNow() }
             #expect(try await Self.waitForStatus(db, id, "COMPLETED", timeout: .seconds(60)), "\(second.log)")
             #expect(try await db.scalar("SELECT attempt FROM skipper.jobs WHERE id = \(id)") == "2")
             #expect(try await Self.differences(db) == "0")

@@ -81,7 +81,7 @@ import TestSupport
     @Test func aBurstOfPaymentsFoldsIntoAFewRefreshes() async throws {
         try await withAPI(kinds: []) { db, client in
             let runner = try ChildProcess.runner(url: db.url)
-            defer { Task { await runner.stop() } }
+            defer { runner.killNow() }
             _ = try await db.query(
                 """
                 INSERT INTO products (name, category, stock, price_cents)

@@ -27,7 +27,7 @@ import TestSupport
             try await db.query("INSERT INTO skipper.jobs (kind, args) SELECT 'trace', '{\"ms\": 6000}' FROM generate_series(1, 6)")
             let env = ["RESCUE_AFTER": "3s", "WORKERS": "6", "POLL_INTERVAL": "200ms"]
             let stalled = try ChildProcess.skipper("skipper-test-runner", url: db.url, environment: env)
-            defer { Task { await stalled.stop() } }
+            defer { stalled.killNow() }
             #expect(try await eventually(timeout: .seconds(30)) { try await db.scalar("SELECT count(*) FROM executions") == "6" }, "\(stalled.log)")
             let runnerID = try #require(try await db.scalar("SELECT id FROM skipper.runners"))
             // Another session holds the runner's row for 9 s: its heartbeats cannot land.
@@ -40,7 +40,7 @@ import TestSupport
                 }
             }
             let other = try ChildProcess.skipper("skipper-test-runner", url: db.url, environment: env)
-            defer { Task { await other.stop() } }
+            defer { other.killNow() }
             let done = try await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
                 try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'COMPLETED'") == "6"
             }
@@ -94,7 +94,7 @@ import TestSupport
                 """)
             let env = ["RESCUE_AFTER": "3s", "WORKERS": "8", "POLL_INTERVAL": "200ms", "CANCEL_SWEEP": "500ms"]
             var runners = try (0..<3).map { _ in try ChildProcess.skipper("skipper-test-runner", url: cluster.url, environment: env) }
-            defer { for runner in runners { Task { await runner.stop() } } }
+            defer { for runner in runners { runner.killNow() } }
             #expect(try await eventually(timeout: .seconds(30)) { try await db.scalar("SELECT count(*) FROM skipper.runners") == "3" })
 
             // 1. kill -9 a runner mid-drain.
@@ -154,6 +154,42 @@ import TestSupport
             // Each settlement published exactly once, whatever happened to its attempts.
             #expect(try await db.scalar("SELECT string_agg(n::text, ',') FROM (SELECT count(*) n FROM publishes GROUP BY job_id) p") == "1,1,1")
             #expect(try await db.scalar("SELECT count(*) FROM settlement_staging") == "0")
+        }
+    }
+
+    /// A runner whose database is gone stops promptly on SIGTERM: it waited for a connection for grace + 15 s
+    /// before, and its jobs ran on through the grace although its lease had run out (the lease was no longer
+    /// watched once shutdown began). It says which jobs it could not record; they stay RUNNING under its lease, and once PostgreSQL is
+    /// back another runner rescues and finishes them: nothing is lost.
+    @Test func aRunnerWhoseDatabaseIsGoneStopsPromptlyAndLosesNothing() async throws {
+        try await PrivateCluster.with { cluster in
+            let db = TestDatabase(config: cluster.config)
+            try await db.query("INSERT INTO skipper.jobs (kind, args) SELECT 'sleep', '{\"ms\": 60000}' FROM generate_series(1, 4)")
+            // A long grace: the jobs stop anyway when the runner's lease runs out (2 s without a heartbeat).
+            let env = ["RESCUE_AFTER": "3s", "WORKERS": "4", "SHUTDOWN_GRACE": "30s"]
+            let orphaned = try ChildProcess.skipper("skipper-test-runner", url: cluster.url, environment: env)
+            defer { orphaned.killNow() }
+            #expect(try await eventually(timeout: .seconds(30)) {
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'RUNNING'") == "4"
+            }, "\(orphaned.log)")
+            try await cluster.stop()
+            try await Task.sleep(for: .seconds(1))
+            let asked = ContinuousClock.now
+            orphaned.signal(SIGTERM)
+            let status = await orphaned.waitForExit(timeout: .seconds(60))
+            let took = ContinuousClock.now - asked
+            #expect(status == 0, "\(orphaned.log.suffix(5000))")
+            #expect(took < .seconds(25), "stopped after \(took)\n\(orphaned.log.suffix(5000))")
+            #expect(orphaned.stderr.contains("could not record finished jobs"), "\(orphaned.log.suffix(5000))")
+
+            try await cluster.start()
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'RUNNING'") == "4")
+            try await db.query("UPDATE skipper.jobs SET args = '{\"ms\": 10}'")
+            let rescuer = try ChildProcess.skipper("skipper-test-runner", url: cluster.url, environment: env)
+            defer { rescuer.killNow() }
+            #expect(try await eventually(timeout: .seconds(60)) {
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'COMPLETED'") == "4"
+            }, "\(rescuer.log.suffix(5000))")
         }
     }
 }

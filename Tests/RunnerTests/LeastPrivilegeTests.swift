@@ -37,10 +37,10 @@ import TestSupport
             try await db.query("INSERT INTO products (name, category, stock, price_cents) VALUES ('beans', 'coffee', 10, 500)")
             let port = Int.random(in: 20000..<40000)
             let runner = try ChildProcess.runner(url: runnerUser.url(redacted: false), environment: ["RESCUE_AFTER": "3s"])
-            defer { Task { await runner.stop() } }
+            defer { runner.killNow() }
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.runners") == "1" }, "\(runner.log)")
             let api = try ChildProcess.skipper("skipper-api", url: apiUser.url(redacted: false), environment: ["PORT": "\(port)"])
-            defer { Task { await api.stop() } }
+            defer { api.killNow() }
             let base = "http://127.0.0.1:\(port)"
             #expect(try await eventually(timeout: .seconds(30)) { (try? await Self.http("GET", "\(base)/ready").status) == 200 }, "\(api.log)")
 

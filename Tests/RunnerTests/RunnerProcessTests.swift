@@ -30,7 +30,7 @@ import TestSupport
             doomed.signal(SIGKILL)
             _ = await doomed.waitForExit(timeout: .seconds(5))
             let rescuer = try ChildProcess.runner(url: db.url, environment: env)
-            defer { Task { await rescuer.stop() } }
+            defer { rescuer.killNow() }
             var done = false
             for _ in 0..<150 where !done {
                 done = try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'COMPLETED'") == "4"
@@ -45,7 +45,7 @@ import TestSupport
     @Test func cancellingARunningJobStopsItWithinASecond() async throws {
         try await withTestDatabase { db in
             let runner = try ChildProcess.runner(url: db.url)
-            defer { Task { await runner.stop() } }
+            defer { runner.killNow() }
             let id = try #require(try await db.scalar("INSERT INTO skipper.jobs (kind, args) VALUES ('sleep', '{\"ms\": 60000}') RETURNING id"))
             try await db.query("SELECT pg_notify('skipper_jobs', 'default')")
             #expect(try await eventually { try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(Int64(id)!)") == "RUNNING" })
@@ -70,7 +70,7 @@ import TestSupport
     @Test func failingJobsRetryUntilTheyPassOrRunOutOfAttempts() async throws {
         try await withTestDatabase { db in
             let runner = try ChildProcess.runner(url: db.url, environment: ["POLL_INTERVAL": "100ms"])
-            defer { Task { await runner.stop() } }
+            defer { runner.killNow() }
             let passes = try #require(try await db.scalar("INSERT INTO skipper.jobs (kind, args, max_attempts) VALUES ('fail', '{\"times\": 2, \"retry_ms\": 50, \"message\": \"flaky\"}', 3) RETURNING id"))
             let fails = try #require(try await db.scalar("INSERT INTO skipper.jobs (kind, args, max_attempts) VALUES ('fail', '{\"times\": 2, \"retry_ms\": 50}', 2) RETURNING id"))
             let finished = try await eventually(timeout: .seconds(20)) {
@@ -99,7 +99,7 @@ import TestSupport
             #expect(try await db.scalar("SELECT status || ' ' || attempt FROM skipper.jobs WHERE id = \(id)") == "QUEUED 0")
             #expect(try await db.scalar("SELECT count(*) FROM skipper.runners") == "0")
             let second = try ChildProcess.runner(url: db.url)
-            defer { Task { await second.stop() } }
+            defer { second.killNow() }
             #expect(try await eventually(timeout: .seconds(15)) { try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(id)") == "COMPLETED" })
             // Run once to the end under a claim of its own, on the attempt the release gave back.
             #expect(try await db.scalar("SELECT attempt || ' ' || (lease::text <> \(firstLease)) FROM skipper.jobs WHERE id = \(id)") == "1 true")
@@ -112,7 +112,7 @@ import TestSupport
     @Test func aJobHeldButNeverStartedIsReleasedAndRun() async throws {
         try await withTestDatabase { db in
             let runner = try ChildProcess.runner(url: db.url, environment: ["CANCEL_SWEEP": "500ms", "RESCUE_AFTER": "60s"])
-            defer { Task { await runner.stop() } }
+            defer { runner.killNow() }
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.runners") == "1" })
             let runnerID = try #require(try await db.scalar("SELECT id FROM skipper.runners"))
             let id = try #require(try await db.scalar(

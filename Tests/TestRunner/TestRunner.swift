@@ -18,6 +18,7 @@ struct TestRunner {
             return handler
         }
         let logger = Logger(label: "skipper.test-runner")
+        exitWithParent()
         let postgres = PostgresClient(
             configuration: config.database.clientConfiguration(maxConnections: runnerConfig.workers + 6, applicationName: "skipper-test-runner"),
             backgroundLogger: logger)
@@ -31,6 +32,17 @@ struct TestRunner {
             services: [postgres, control, runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = runnerConfig.shutdownGrace + .seconds(15)
         try await ServiceGroup(configuration: group).run()
+    }
+}
+
+/// A test that is killed (a timeout) cannot stop its runners: they exit when their parent does, rather than live on
+/// against a database that is gone.
+func exitWithParent() {
+    let parent = getppid()
+    Thread.detachNewThread {
+        while getppid() == parent { sleep(1) }
+        FileHandle.standardError.write(Data("skipper-test-runner: the test process is gone; exiting\n".utf8))
+        exit(3)
     }
 }
 

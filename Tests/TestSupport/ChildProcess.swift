@@ -67,13 +67,17 @@ public final class ChildProcess: Sendable {
     }
 
     deinit {
-        if self.isRunning {
-            kill(self.pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(self.pid, &status, 0)
-        }
+        self.killNow()
         try? FileManager.default.removeItem(at: self.outFile)
         try? FileManager.default.removeItem(at: self.errFile)
+    }
+
+    /// Kills it (SIGKILL) and reaps it, at once: for a test's `defer`, which must not leave a process behind when the
+    /// test ends early or the test process exits right after (a `Task` started in a `defer` may never run).
+    public func killNow() {
+        guard self.isRunning else { return }
+        kill(self.pid, SIGKILL)
+        while self.reap() == nil { usleep(1000) }
     }
 
     /// Sends a signal (SIGTERM, SIGINT, SIGKILL).

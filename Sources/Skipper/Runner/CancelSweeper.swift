@@ -37,7 +37,8 @@ final class CancelSweeper: Service, Sendable {
                     let held = try await self.store.heldJobs(runnerID: self.executor.runnerID, settled: Self.settled)
                     self.executor.reconcile(held: held, queriedAt: queriedAt)
                 } catch {
-                    self.logger.warning("cancel sweep failed", metadata: ["error": "\(describe(error))"])
+                    // Cancelled at shutdown is not a failure.
+                    if !Task.isCancelled { self.logger.warning("cancel sweep failed", metadata: ["error": "\(describe(error))"]) }
                 }
             }
         }

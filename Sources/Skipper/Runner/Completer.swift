@@ -19,11 +19,17 @@ final class Completer: Service, Sendable {
     private let writing = Mutex<[Finished]>([])
     private let wake = WakeSignal()
     private let stopping = Atomic<Bool>(false)
+    /// Opens when shutdown reaches the completer (after the executor stopped).
+    private let stopped = StartGate()
+    /// How long the last writes may keep failing at shutdown (PostgreSQL unreachable) before the runner gives up on
+    /// them and exits: the jobs stay RUNNING under its id, and a rescue requeues them once its lease runs out.
+    let finalFlush: Duration
 
-    init(store: JobStore, runnerID: String, logger: Logger) {
+    init(store: JobStore, runnerID: String, logger: Logger, finalFlush: Duration = .seconds(10)) {
         self.store = store
         self.runnerID = runnerID
         self.logger = logger
+        self.finalFlush = finalFlush
     }
 
     /// Claims whose finish is queued or being written.
@@ -41,10 +47,26 @@ final class Completer: Service, Sendable {
 
     func run() async throws {
         await withGracefulShutdownHandler {
-            await self.loop()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.loop() }
+                group.addTask {
+                    await self.stopped.wait()
+                    try? await Task.sleep(for: self.finalFlush)
+                }
+                // The loop ends when everything is written; the other task, at the final flush's deadline.
+                await group.next()
+                group.cancelAll()
+            }
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .releasing)
+            self.stopped.open()
             self.wake.signal()
+        }
+        let left = self.pendingClaims
+        if !left.isEmpty {
+            self.logger.error(
+                "could not record finished jobs before stopping; they stay RUNNING under this runner until its lease runs out and a rescue requeues them",
+                metadata: ["jobs": "\(left.count)", "job.ids": "\(left.prefix(20).map(\.jobID).sorted())"])
         }
     }
 
@@ -73,6 +95,8 @@ final class Completer: Service, Sendable {
                     buffer.insert(contentsOf: batch, at: 0)
                     self.writing.withLock { $0 = [] }
                 }
+                // Cancelled: the final flush ran out of time, and the caller says which jobs stay unrecorded.
+                if Task.isCancelled { return }
                 let delay = backoff.next()
                 self.logger.warning(
                     "writing finished jobs failed; retrying",

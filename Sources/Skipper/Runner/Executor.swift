@@ -40,6 +40,8 @@ final class Executor: Service, Sendable {
     let lease: RunnerLease
     /// Rung by notifications on our queues, by freed slots while all were busy, and by shutdown.
     let wake = WakeSignal()
+    /// Opens when shutdown is asked for: an in-flight claim gets a second more (see `claim(limit:after:)`).
+    private let stopRequested = StartGate()
     private let state = Mutex(State())
     /// The kinds this runner claims: only those it has handlers for.
     private let kinds: [String]
@@ -63,17 +65,20 @@ final class Executor: Service, Sendable {
     func run() async throws {
         await self.gate.wait()
         guard self.gate.isOpen else { return }
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.watchLease() }
+        // The lease is watched through the shutdown grace too: jobs still running then must stop as soon as the
+        // lease runs out, like any others, or they would run on beside their rescued selves.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.watchLease() }
+            await withGracefulShutdownHandler {
                 await self.claimLoop()
-                group.cancelAll()
+            } onGracefulShutdown: {
+                self.state.withLock { $0.stopping = true }
+                self.wake.signal()
+                self.stopRequested.open()
             }
-        } onGracefulShutdown: {
-            self.state.withLock { $0.stopping = true }
-            self.wake.signal()
+            await self.drain()
+            group.cancelAll()
         }
-        await self.drain()
     }
 
     /// Stops every running job once the runner's lease runs out, before the leader may rescue them.
@@ -143,10 +148,10 @@ final class Executor: Service, Sendable {
             if positions.isEmpty { lastFromHead = .now }
             do {
                 lastClaim = .now
-                jobs = try await self.store.claim(
-                    queues: self.config.queues, kinds: self.kinds, runnerID: self.runnerID, limit: limit, after: positions)
+                jobs = try await self.claim(limit: limit, after: positions)
                 backoff.reset()
             } catch {
+                if self.state.withLock({ $0.stopping }) { return }
                 let delay = backoff.next()
                 self.logger.warning(
                     "claim failed; retrying", metadata: ["error": "\(describe(error))", "retry.in": "\(delay)"])
@@ -168,6 +173,27 @@ final class Executor: Service, Sendable {
                 self.state.withLock { $0.waitingForSlot = false }
                 await self.wake.wait(timeout: self.config.pollInterval)
             }
+        }
+    }
+
+    /// A claim, cut short a second after shutdown was asked for. With PostgreSQL gone, a claim waits for a pooled
+    /// connection, and held up the runner's shutdown until it was force-cancelled (grace + 15 s). On a reachable
+    /// database a claim takes milliseconds and finishes; one cut short after its commit leaves its jobs RUNNING
+    /// under this runner, and rescue requeues them once its row is gone.
+    private func claim(limit: Int, after positions: [String: ClaimPosition]) async throws -> [ClaimedJob] {
+        try await withThrowingTaskGroup(of: [ClaimedJob]?.self) { group in
+            group.addTask {
+                try await self.store.claim(
+                    queues: self.config.queues, kinds: self.kinds, runnerID: self.runnerID, limit: limit, after: positions)
+            }
+            group.addTask {
+                await self.stopRequested.wait()
+                try await Task.sleep(for: .seconds(1))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let jobs = try await group.next(), let jobs else { throw CancellationError() }
+            return jobs
         }
     }
 

@@ -44,12 +44,15 @@ struct Heartbeat: Service {
                         self.lease.renewed(sentAt: sentAt)
                     }
                 } catch {
-                    self.logger.warning("heartbeat failed", metadata: ["error": "\(describe(error))"])
+                    // Cancelled at shutdown is not a failure.
+                    if !Task.isCancelled { self.logger.warning("heartbeat failed", metadata: ["error": "\(describe(error))"]) }
                 }
             }
         }
         do {
-            try await self.store.unregister(runnerID: self.record.id)
+            // Bounded: with PostgreSQL gone the process must still exit (the row then ages out like a crashed runner's).
+            let store = self.store, id = self.record.id
+            try await withTimeLimit(.seconds(5)) { try await store.unregister(runnerID: id) }
             self.logger.info("runner stopped", metadata: ["runner.id": "\(self.record.id)"])
         } catch {
             self.logger.warning("could not remove the runner row", metadata: ["error": "\(describe(error))"])

@@ -13,8 +13,14 @@ struct Listener: Service {
 
     func run() async throws {
         await self.executor.gate.wait()
+        // Cancelled on shutdown also while it waits for a connection (the database down): a wait that never ends
+        // would hold up every service stopping after it.
+        await cancelWhenGracefulShutdown { await self.listen() }
+    }
+
+    private func listen() async {
         var backoff = Backoff(base: .milliseconds(200))
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        while !Task.isCancelled {
             do {
                 try await self.client.withConnection { connection in
                     try await connection.listen(on: Channel.jobs) { jobs in
@@ -28,7 +34,7 @@ struct Listener: Service {
                     }
                 }
             } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { return }
+                if Task.isCancelled { return }
                 let delay = backoff.next()
                 self.logger.warning(
                     "listen connection lost; reconnecting", metadata: ["error": "\(describe(error))", "retry.in": "\(delay)"])

@@ -54,6 +54,8 @@ struct Maintenance: Service {
                 return rescued
             } ?? []
         } catch {
+            // Cancelled at shutdown: nothing failed, and another runner takes the next round.
+            if Task.isCancelled { return }
             self.logger.warning("rescue failed; rescuing jobs one by one", metadata: ["error": "\(describe(error))"])
             do {
                 let stale = try await store.client.withConnection { try await store.stale(on: $0) }
@@ -88,13 +90,14 @@ struct Maintenance: Service {
                 self.logger.info("dropped partitions of finished jobs past retention", metadata: ["jobs": "\(dropped)"])
             }
         } catch {
+            if Task.isCancelled { return }
             self.logger.warning("partition maintenance failed; trying again next round", metadata: ["error": "\(describe(error))"])
         }
         do {
             let pruned = try await store.asLeader(.prune) { try await store.pruneActive(retention: retention, limit: 5000, on: $0) } ?? 0
             if pruned > 0 { self.logger.info("pruned finished jobs", metadata: ["jobs": "\(pruned)"]) }
         } catch {
-            self.logger.warning("pruning failed", metadata: ["error": "\(describe(error))"])
+            if !Task.isCancelled { self.logger.warning("pruning failed", metadata: ["error": "\(describe(error))"]) }
         }
     }
 }

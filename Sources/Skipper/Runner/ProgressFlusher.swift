@@ -18,7 +18,8 @@ struct ProgressFlusher: Service {
                 do {
                     try await self.store.writeProgress(changed, runnerID: self.runnerID)
                 } catch {
-                    self.logger.warning("progress write failed", metadata: ["error": "\(describe(error))"])
+                    // Cancelled at shutdown is not a failure.
+                    if !Task.isCancelled { self.logger.warning("progress write failed", metadata: ["error": "\(describe(error))"]) }
                 }
             }
         }
