@@ -132,6 +132,10 @@ DECLARE
     part text;
     created integer := 0;
 BEGIN
+    -- It runs as the owner for the runner's role: its argument is bounded here, not trusted.
+    IF days_ahead IS NULL OR days_ahead NOT BETWEEN 1 AND 31 THEN
+        RAISE EXCEPTION 'days_ahead must be between 1 and 31, not %', days_ahead USING ERRCODE = '22023';
+    END IF;
     IF NOT (SELECT convalidated FROM pg_constraint
             WHERE conrelid = 'skipper.jobs_active'::regclass AND conname = 'jobs_active_unfinished') THEN
         RETURN 0;
@@ -164,7 +168,13 @@ DECLARE
     dropped bigint := 0;
     n bigint;
 BEGIN
-    FOR p IN SELECT name, starts_at, ends_at FROM skipper.job_partitions WHERE ends_at <= now() - retention ORDER BY starts_at LOOP
+    -- It runs as the owner for the runner's role: a retention shorter than a minute (RETENTION's floor) is refused.
+    IF retention IS NULL OR retention < interval '1 minute' THEN
+        RAISE EXCEPTION 'retention must be at least 1 minute, not %', retention USING ERRCODE = '22023';
+    END IF;
+    -- One partition per call: DROP holds the whole table's lock until commit, so nothing else runs under it.
+    FOR p IN SELECT name, starts_at, ends_at FROM skipper.job_partitions WHERE ends_at <= now() - retention
+             ORDER BY starts_at LIMIT 1 LOOP
         EXECUTE format('SELECT count(*) FROM skipper.%I', p.name) INTO n;
         EXECUTE format('DELETE FROM skipper.job_artifacts a USING skipper.%I j WHERE a.job_id = j.id', p.name);
         EXECUTE format('DROP TABLE skipper.%I', p.name);

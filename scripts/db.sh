@@ -132,6 +132,10 @@ shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = all
 CONF
     fi
+    # A cluster made before make bench's statement profile: preload pg_stat_statements on this start.
+    if ! grep -q "^shared_preload_libraries" "$data/postgresql.conf"; then
+        printf "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n" | as_owner tee -a "$data/postgresql.conf" >/dev/null
+    fi
     # Keep the previous port when it is free, so a restarted cluster keeps its DATABASE_URL.
     local port=""
     if [ -f "$STATE/port" ]; then

@@ -90,7 +90,7 @@ struct BenchRun {
         ) == 0
     }
 
-    func exec(_ sql: PostgresQuery) async throws { try await self.client.query(sql, logger: self.logger) }
+    func exec(_ sql: PostgresQuery) async throws { try await self.client.perform(sql, logger: self.logger) }
 
     func count(_ sql: PostgresQuery) async throws -> Int64 {
         for try await value in try await self.client.query(sql, logger: self.logger).decode(Int64.self) { return value }

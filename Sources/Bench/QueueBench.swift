@@ -177,7 +177,7 @@ extension BenchRun {
             let worst = try await withPostgresClient(reader, maxConnections: 1) { client in
                 try await client.withTransaction(logger: self.logger) { connection -> Int64 in
                     try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: self.logger)
-                    try await connection.query("SELECT count(*) FROM skipper.jobs", logger: self.logger)
+                    try await connection.perform("SELECT count(*) FROM skipper.jobs", logger: self.logger)
                     var worst: Int64 = 0
                     for _ in 0..<holdSeconds {
                         try await Task.sleep(for: .seconds(1))

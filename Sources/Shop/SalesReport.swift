@@ -23,7 +23,7 @@ public enum SalesReport {
     /// fresh snapshot, so concurrent refreshes queue up and each writes numbers no older than the one before.
     public static func refresh(on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.withTransaction(logger: logger) { connection in
-            try await connection.query("SELECT 1 FROM sales_report WHERE id = 1 FOR UPDATE", logger: logger)
+            try await connection.perform("SELECT 1 FROM sales_report WHERE id = 1 FOR UPDATE", logger: logger)
             try await connection.query(
                 """
                 UPDATE sales_report r

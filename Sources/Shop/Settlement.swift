@@ -235,7 +235,7 @@ public struct Settlement: JobHandler {
         // Publishes serialise on an advisory lock, so a run replaces its range's rows wholesale: delete the range,
         // insert the run's rows (a plain INSERT costs PostgreSQL 40 % less than INSERT … ON CONFLICT), and write the
         // CSV, one chunk per day (chunk 0 is the header), from the same aggregate.
-        try await connection.query("SELECT pg_advisory_xact_lock(\(Self.publishLock))", logger: logger)
+        try await connection.perform("SELECT pg_advisory_xact_lock(\(Self.publishLock))", logger: logger)
         try await connection.query(
             "DELETE FROM settlements WHERE date BETWEEN \(fromDay)::date AND \(toDay)::date", logger: logger)
         let rows = try await connection.query(

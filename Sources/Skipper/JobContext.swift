@@ -83,7 +83,7 @@ public struct JobContext: Sendable {
                 let value = try await withTaskCancellationHandler {
                     try await body(connection)
                 } onCancel: {
-                    canceller.withLock { $0 = Task { _ = try? await client.query("SELECT pg_cancel_backend(\(backend))", logger: logger) } }
+                    canceller.withLock { $0 = Task { try? await client.perform("SELECT pg_cancel_backend(\(backend))", logger: logger) } }
                 }
                 await canceller.withLock({ $0 })?.value
                 return value

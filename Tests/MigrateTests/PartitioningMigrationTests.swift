@@ -67,4 +67,40 @@ import TestSupport
             #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE tableoid <> 'skipper.jobs_active'::regclass") == "1")
         }
     }
+
+    /// Retention drops a day's partition with its jobs and their artifacts, one partition per call (a DROP holds the
+    /// whole table's lock until commit), and the functions the runner's role may call refuse arguments out of range:
+    /// they run as the owner, so `drop_job_partitions('0')` would otherwise drop every finished job.
+    @Test func retentionDropsADayAtATimeAndRefusesAbsurdArguments() async throws {
+        try await withTestDatabase { db in
+            _ = try await db.scalar("SELECT skipper.create_job_partitions(3)")
+            let today = try #require(try await db.scalar("SELECT name FROM skipper.job_partitions WHERE now() >= starts_at AND now() < ends_at"))
+            let tomorrow = try #require(try await db.scalar("SELECT name FROM skipper.job_partitions WHERE now() + interval '1 day' >= starts_at AND now() + interval '1 day' < ends_at"))
+            try await db.query(
+                """
+                INSERT INTO skipper.jobs (kind, status, attempt, started_at, finished_at)
+                SELECT 'noop', 'COMPLETED', 1, now(), now() + (i % 2) * interval '1 day' FROM generate_series(1, 10) i
+                """)
+            try await db.query("INSERT INTO skipper.jobs (kind) VALUES ('noop')")
+            try await db.query("INSERT INTO skipper.job_artifacts (job_id, name, seq, data) SELECT id, 'csv', 0, '\\x00' FROM skipper.jobs")
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE tableoid = 'skipper.\(unescaped: today)'::regclass") == "5")
+            // Both days end long ago, as far as retention can tell.
+            try await db.query("UPDATE skipper.job_partitions SET starts_at = starts_at - interval '30 days', ends_at = ends_at - interval '30 days' WHERE name IN (\(today), \(tomorrow))")
+
+            #expect(try await db.scalar("SELECT skipper.drop_job_partitions(interval '7 days')") == "5")
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.job_partitions WHERE name = \(today)") == "0")
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "6")
+            #expect(try await db.scalar("SELECT skipper.drop_job_partitions(interval '7 days')") == "5")
+            #expect(try await db.scalar("SELECT skipper.drop_job_partitions(interval '7 days')") == "0")
+            // The waiting job and its artifact stay; the dropped jobs' artifacts went with them.
+            #expect(try await db.scalar("SELECT count(*) || ' ' || min(status) FROM skipper.jobs") == "1 QUEUED")
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.job_artifacts") == "1")
+
+            for absurd in ["SELECT skipper.drop_job_partitions(interval '0')", "SELECT skipper.drop_job_partitions(interval '-100 years')",
+                           "SELECT skipper.create_job_partitions(1000000)", "SELECT skipper.create_job_partitions(0)"] {
+                await #expect(throws: (any Error).self, "\(absurd)") { _ = try await db.scalar(PostgresQuery(unsafeSQL: absurd)) }
+            }
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "1")
+        }
+    }
 }

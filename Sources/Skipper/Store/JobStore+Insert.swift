@@ -100,7 +100,7 @@ extension JobStore {
 
     /// Sends one wake-up per queue on `skipper_jobs`, outside any insert transaction.
     func notifyInserted(queues: [String]) async throws {
-        try await self.client.query(
+        try await self.client.perform(
             "SELECT pg_notify(\(Channel.jobs), q) FROM unnest(\(queues)::text[]) AS q", logger: self.logger)
     }
 

@@ -173,7 +173,7 @@ extension JobStore {
         let rows = try await connection.query(
             "SELECT skipper.drop_job_partitions(\(retention.milliseconds) * interval '1 millisecond')", logger: self.logger)
         for try await count in rows.decode(Int64.self) { dropped = count }
-        try await connection.query("SELECT skipper.create_job_partitions(\(Int32(daysAhead)))", logger: self.logger)
+        try await connection.perform("SELECT skipper.create_job_partitions(\(Int32(daysAhead)))", logger: self.logger)
         return dropped
     }
 

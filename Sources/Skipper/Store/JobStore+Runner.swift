@@ -210,7 +210,7 @@ extension JobStore {
               RETURNING j.id)
             SELECT pg_notify(\(Channel.events), u.id::text) FROM u
             """
-        try await self.retryingMovedRows { _ = try await self.client.query(query, logger: self.logger) }
+        try await self.retryingMovedRows { try await self.client.perform(query, logger: self.logger) }
     }
 
     /// A job the database says a runner holds.
