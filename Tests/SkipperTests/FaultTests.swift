@@ -278,4 +278,34 @@ import TestSupport
             }
         }
     }
+
+    /// An error PostgreSQL raised after a statement had started returning rows was lost when nobody read the rows:
+    /// postgres-nio returns the stream once the statement is bound, and a COMMIT after it rolls back without a
+    /// word (partition maintenance failed that way, silently). `perform` reads the result and throws.
+    @Test func anErrorRaisedMidStatementIsThrownByPerform() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let failsOnRowTwo: PostgresQuery = "SELECT 10 / (2 - g) FROM generate_series(1, 3) g"
+                await #expect(throws: PSQLError.self) { try await client.perform(failsOnRowTwo, logger: self.logger) }
+                // Inside a transaction, the error surfaces and nothing commits.
+                await #expect(throws: (any Error).self) {
+                    try await client.withTransaction(logger: self.logger) { connection in
+                        try await connection.query("INSERT INTO skipper.kinds (kind) VALUES ('written')", logger: self.logger)
+                        try await connection.perform(failsOnRowTwo, logger: self.logger)
+                    }
+                }
+            }
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.kinds WHERE kind = 'written'") == "0")
+        }
+    }
+
+    /// The completer halved a batch into FAILED jobs for any error but a few classes, so a lock timeout, a
+    /// read-only standby after a failover or a revoked grant failed (or dropped) jobs that had completed. Only an
+    /// error about the rows themselves is a refusal; the rest are retried whole.
+    @Test func onlyErrorsAboutTheRowsAreRefusals() {
+        for state in ["22003", "22P02", "23505", "23514", "54000"] { #expect(Completer.isRefusal(sqlState: state), "\(state)") }
+        for state in ["55P03", "25006", "42501", "40001", "40P01", "57014", "08006", "53300", "XX000"] {
+            #expect(!Completer.isRefusal(sqlState: state), "\(state)")
+        }
+    }
 }

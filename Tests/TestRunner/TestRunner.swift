@@ -59,11 +59,16 @@ struct Trace: JobHandler {
         let claim = context.claim
         do {
             // Its answer can be lost after it committed (a connection cut): the end is recorded in any case.
-            try await context.postgres.query(
-                """
-                INSERT INTO executions (job_id, lease, pid, started_at) VALUES (\(claim.jobID), \(claim.lease), \(pid), clock_timestamp())
-                """,
-                logger: context.logger)
+            // Each statement abandoned after 5 s: one sent as its connection is terminated can wait forever for an
+            // answer in postgres-nio, and the execution would never end.
+            let postgres = context.postgres, logger = context.logger
+            try await abandoningAfter(.seconds(5)) {
+                try await postgres.query(
+                    """
+                    INSERT INTO executions (job_id, lease, pid, started_at) VALUES (\(claim.jobID), \(claim.lease), \(pid), clock_timestamp())
+                    """,
+                    logger: logger)
+            }
             try await Task.sleep(for: .milliseconds(args.ms))
             await Self.ended(claim, context: context)
             return nil
@@ -78,9 +83,12 @@ struct Trace: JobHandler {
         await Task.detached {
             for attempt in 1...300 {
                 do {
-                    try await context.postgres.query(
-                        "UPDATE executions SET ended_at = clock_timestamp() WHERE job_id = \(claim.jobID) AND lease = \(claim.lease) AND ended_at IS NULL",
-                        logger: context.logger)
+                    let postgres = context.postgres, logger = context.logger
+                    _ = try await abandoningAfter(.seconds(5)) {
+                        try await postgres.query(
+                            "UPDATE executions SET ended_at = clock_timestamp() WHERE job_id = \(claim.jobID) AND lease = \(claim.lease) AND ended_at IS NULL",
+                            logger: logger)
+                    }
                     return
                 } catch {
                     context.logger.warning("could not record the end of an execution", metadata: ["attempt": "\(attempt)"])

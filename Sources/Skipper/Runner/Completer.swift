@@ -32,11 +32,19 @@ final class Completer: Service, Sendable {
         self.finalFlush = finalFlush
     }
 
-    /// Claims whose finish is queued or being written.
+    /// Outcomes PostgreSQL refused even as FAILED: kept so the sweep never takes them for orphans and releases
+    /// (re-runs) a job whose attempt finished; the job stays RUNNING under this runner, logged as critical.
+    private let unrecordable = Mutex<Set<Claim>>([])
+
+    /// How long one write may take before it is abandoned and tried again.
+    static let writeLimit = Duration.seconds(30)
+
+    /// Claims whose finish is queued, being written, or could not be recorded.
     var pendingClaims: Set<Claim> {
-        // The buffer first: a batch leaves it for `writing` (and goes back on failure) under both locks' order.
-        let queued = self.buffer.withLock { Set($0.map(\.claim)) }
-        return queued.union(self.writing.withLock { $0.map(\.claim) })
+        // Both lists under the buffer's lock, the order every move between them takes: a batch going back from
+        // `writing` to the buffer after a failed write is seen in one or the other, never in neither.
+        let pending = self.buffer.withLock { buffer in Set(buffer.map(\.claim)).union(self.writing.withLock { $0.map(\.claim) }) }
+        return pending.union(self.unrecordable.withLock { $0 })
     }
 
     /// Queues a finished attempt for the next write.
@@ -110,7 +118,10 @@ final class Completer: Service, Sendable {
     private func write(_ batch: [Finished]) async throws {
         let applied: Set<Claim>
         do {
-            applied = try await self.store.finish(batch, runnerID: self.runnerID)
+            // Abandoned after 30 s and tried again (finishes are fenced, so a second landing changes nothing): a
+            // write sent as its connection closed can otherwise wait forever, and every finish with it.
+            let store = self.store, runnerID = self.runnerID
+            applied = try await abandoningAfter(Self.writeLimit) { try await store.finish(batch, runnerID: runnerID) }
         } catch let error as PSQLError where Self.isRefusal(error) {
             if batch.count > 1 {
                 let middle = batch.count / 2
@@ -126,9 +137,11 @@ final class Completer: Service, Sendable {
             do {
                 _ = try await self.store.finish([refused.failedInstead(reason)], runnerID: self.runnerID)
             } catch let error as PSQLError where Self.isRefusal(error) {
-                // Not even that can be stored: leave the job to the sweep rather than jam every other job.
+                // Not even that can be stored: set it aside rather than jam every other job. It stays RUNNING under
+                // this runner (rescued if the runner stops), never released by the sweep to run again.
+                self.unrecordable.withLock { _ = $0.insert(refused.claim) }
                 self.logger.critical(
-                    "could not record the job at all; it stays RUNNING until released",
+                    "could not record the job at all; it stays RUNNING under this runner until the runner stops",
                     metadata: ["job.id": "\(refused.claim.jobID)", "error": "\(describe(error))"])
             }
             return
@@ -142,11 +155,15 @@ final class Completer: Service, Sendable {
         }
     }
 
-    /// True when PostgreSQL refused the statement for what it contains (a data exception, a limit, a constraint),
-    /// so the same rows would be refused again; false for errors about reaching it or about other sessions
-    /// (connection, shutdown, resources, serialization and deadlocks), which a later try may pass.
+    /// True when PostgreSQL refused the statement for what it contains: a data exception (22), a constraint (23),
+    /// a program limit (54), so the same rows would be refused again. Anything else (connection, shutdown,
+    /// resources, serialization, deadlock, a lock timeout, a read-only standby after a failover, a revoked grant)
+    /// is about the server or other sessions, not these rows: the whole batch is tried again, never halved into
+    /// FAILED jobs.
     static func isRefusal(_ error: PSQLError) -> Bool {
         guard let state = error.serverInfo?[.sqlState] else { return false }
-        return !["08", "40", "53", "57", "58"].contains(where: state.hasPrefix)
+        return self.isRefusal(sqlState: state)
     }
+
+    static func isRefusal(sqlState: String) -> Bool { ["22", "23", "54"].contains(where: sqlState.hasPrefix) }
 }

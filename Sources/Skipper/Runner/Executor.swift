@@ -27,6 +27,9 @@ final class Executor: Service, Sendable {
         var running: [Claim: Running] = [:]
         var waitingForSlot = false
         var stopping = false
+        /// Claims the last sweep found held here but neither running nor pending: released only when the next
+        /// sweep finds them so again (a claim whose answer is merely slow is started by then).
+        var orphanSuspects: Set<Claim> = []
     }
 
     let store: JobStore
@@ -86,15 +89,17 @@ final class Executor: Service, Sendable {
         var lost = false
         while !Task.isCancelled {
             let held = self.lease.isHeld
-            if !held, !lost {
+            if !held {
+                // On every tick while the lease is out, not only when it runs out: a job started by a claim that
+                // was on its way at that moment is stopped too (`stop` skips jobs already stopping).
                 let claims = self.runningClaims
-                if !claims.isEmpty {
+                if !lost, !claims.isEmpty {
                     self.logger.warning(
                         "the runner's lease ran out (no heartbeat landed); stopping its jobs before they can be rescued",
                         metadata: ["jobs": "\(claims.count)", "lease": "\(self.lease.length)"])
                 }
                 for claim in claims { self.stop(claim, reason: .lost) }
-            } else if held, lost {
+            } else if lost {
                 self.logger.info("the runner's lease is held again; claiming")
                 self.wake.signal()
             }
@@ -148,7 +153,7 @@ final class Executor: Service, Sendable {
             if positions.isEmpty { lastFromHead = .now }
             do {
                 lastClaim = .now
-                jobs = try await self.claim(limit: limit, after: positions)
+                jobs = try await self.store.claim(queues: self.config.queues, kinds: self.kinds, runnerID: self.runnerID, limit: limit, after: positions)
                 backoff.reset()
             } catch {
                 if self.state.withLock({ $0.stopping }) { return }
@@ -183,8 +188,12 @@ final class Executor: Service, Sendable {
     private func claim(limit: Int, after positions: [String: ClaimPosition]) async throws -> [ClaimedJob] {
         try await withThrowingTaskGroup(of: [ClaimedJob]?.self) { group in
             group.addTask {
-                try await self.store.claim(
-                    queues: self.config.queues, kinds: self.kinds, runnerID: self.runnerID, limit: limit, after: positions)
+                // Abandoned after 30 s (a claim sent as its connection closed can wait forever for its answer); if it
+                // committed after all, the cancel sweep releases the jobs it took.
+                try await abandoningAfter(.seconds(30)) {
+                    try await self.store.claim(
+                        queues: self.config.queues, kinds: self.kinds, runnerID: self.runnerID, limit: limit, after: positions)
+                }
             }
             group.addTask {
                 await self.stopRequested.wait()
@@ -198,6 +207,11 @@ final class Executor: Service, Sendable {
     }
 
     private func start(_ job: ClaimedJob) {
+        guard self.lease.isHeld else {
+            // The lease ran out between the claim's answer and here: hand the job back untouched.
+            self.completer.submit(Finished(claim: job.claim, outcome: .released))
+            return
+        }
         self.board.start(job.claim)
         self.state.withLock { state in
             let task = Task { await self.execute(job) }
@@ -290,11 +304,18 @@ final class Executor: Service, Sendable {
             self.stop(claim, reason: .lost)
         }
         let pending = self.completer.pendingClaims
-        for job in held where job.settled && !running.contains(job.claim) && !pending.contains(job.claim) {
+        let suspects = held.filter { $0.settled && !running.contains($0.claim) && !pending.contains($0.claim) }.map(\.claim)
+        let orphans = self.state.withLock { state -> [Claim] in
+            let running = state.running
+            let confirmed = suspects.filter { state.orphanSuspects.contains($0) && running[$0] == nil }
+            state.orphanSuspects = Set(suspects)
+            return confirmed
+        }
+        for claim in orphans where !self.completer.pendingClaims.contains(claim) {
             self.logger.warning(
                 "job held but never started here (its claim's answer was lost); releasing it",
-                metadata: ["job.id": "\(job.claim.jobID)", "job.lease": "\(job.claim.lease)"])
-            self.completer.submit(Finished(claim: job.claim, outcome: .released))
+                metadata: ["job.id": "\(claim.jobID)", "job.lease": "\(claim.lease)"])
+            self.completer.submit(Finished(claim: claim, outcome: .released))
         }
     }
 

@@ -12,6 +12,8 @@ struct Heartbeat: Service {
     let interval: Duration
     let lease: RunnerLease
     let gate: StartGate
+    /// Jobs whose tasks have not ended (a handler that ignores cancellation): the row stays while they may run.
+    let stillRunning: @Sendable () -> Int
     let logger: Logger
 
     func run() async throws {
@@ -48,6 +50,16 @@ struct Heartbeat: Service {
                     if !Task.isCancelled { self.logger.warning("heartbeat failed", metadata: ["error": "\(describe(error))"]) }
                 }
             }
+        }
+        // Services stop in reverse order, so the executor has drained. A handler that ignored its cancellation may
+        // still run until the process exits: removing the row now would let the leader rescue its job at once, and
+        // run it beside it. Left in place, the row ages out like a crashed runner's, after the process is gone.
+        let running = self.stillRunning()
+        guard running == 0 else {
+            self.logger.warning(
+                "jobs did not stop when cancelled; leaving the runner row to age out, so they are rescued only after its lease",
+                metadata: ["jobs": "\(running)", "lease": "\(self.lease.length)"])
+            return
         }
         do {
             // Bounded: with PostgreSQL gone the process must still exit (the row then ages out like a crashed runner's).

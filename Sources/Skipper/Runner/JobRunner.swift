@@ -54,7 +54,9 @@ public final class JobRunner: Service, Sendable {
             concurrency: Int32(config.workers), lease: config.rescueAfter)
         self.logger = logger
         var services: [any Service] = [
-            Heartbeat(store: controlStore, record: record, interval: config.heartbeatInterval, lease: lease, gate: gate, logger: logger),
+            Heartbeat(
+                store: controlStore, record: record, interval: config.heartbeatInterval, lease: lease, gate: gate,
+                stillRunning: { executor.runningClaims.count }, logger: logger),
             completer,
             ProgressFlusher(store: store, board: board, runnerID: id, interval: config.progressInterval, logger: logger),
             Maintenance(store: store, config: config, gate: gate, wakeClaims: { executor.wake.signal() }, logger: logger),

@@ -84,7 +84,7 @@ struct Maintenance: Service {
         let retention = self.config.retention
         do {
             _ = try await store.asLeader(.cutover) { try await store.validateCutover(on: $0) }
-            if let dropped = try await store.asLeader(.partitions, { try await store.rotatePartitions(retention: retention, daysAhead: 3, on: $0) }),
+            if let dropped = try await store.asLeader(.partitions, { try await store.rotatePartitions(retention: retention, daysAhead: 7, on: $0) }),
                 dropped > 0
             {
                 self.logger.info("dropped partitions of finished jobs past retention", metadata: ["jobs": "\(dropped)"])
