@@ -49,7 +49,9 @@ ensure_installed() {
 # Runs a command as the cluster's owner.
 as_owner() {
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u "$PG_USER_NAME" -- "$@"
+        # From /: the checkout may sit in a directory that user cannot enter (mktemp -d makes it 0700), and
+        # PostgreSQL refuses to start in a working directory it cannot change to.
+        (cd / && runuser -u "$PG_USER_NAME" -- "$@")
     else
         "$@"
     fi
@@ -109,7 +111,9 @@ start() {
         echo "export DATABASE_URL='$(url)'"
         return
     fi
-    local run="$STATE/run"
+    # The socket directory and the server log sit beside the data directory, where its owner can reach them.
+    local run
+    run="$(dirname "$data")/run"
     mkdir -p "$(dirname "$data")" "$run"
     if [ "$(id -u)" -eq 0 ]; then chown "$PG_USER_NAME" "$(dirname "$data")" "$run"; fi
     if [ ! -f "$data/PG_VERSION" ]; then
@@ -146,9 +150,11 @@ CONF
     echo "$port" > "$STATE/port"
     log "starting PostgreSQL on 127.0.0.1:$port"
     close_inherited_fds
-    if ! as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$STATE/postgres.log" -w -t 60 \
+    local server_log
+    server_log="$(dirname "$data")/postgres.log"
+    if ! as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$server_log" -w -t 60 \
         -o "-p $port -k $run" start >/dev/null; then
-        tail -n 20 "$STATE/postgres.log" >&2 || true
+        tail -n 20 "$server_log" >&2 || true
         exit 1
     fi
     local i
