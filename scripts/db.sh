@@ -9,7 +9,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # SKIPPER_DB_DIR: another state folder, for a second, throwaway cluster (tests that stop PostgreSQL use one).
-STATE="${SKIPPER_DB_DIR:-$ROOT/.skipper}"
+STATE=$(realpath -m "${SKIPPER_DB_DIR:-$ROOT/.skipper}")
 PG_USER_NAME=skipper-pg
 DB_NAME=skipper
 DB_ROLE=postgres

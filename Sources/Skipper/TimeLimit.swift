@@ -22,11 +22,12 @@ package func withTimeLimit<T: Sendable>(_ limit: Duration, _ body: @escaping @Se
     }
 }
 
-/// Runs `body` in a task of its own and waits for it at most `limit`; then cancels it, leaves it behind, and throws
-/// ``TimeLimitExceeded``. Unlike ``withTimeLimit(_:_:)`` it does not wait for a body that ignores cancellation: a
-/// statement sent on a pooled connection at the moment PostgreSQL closes that connection (a backend terminated,
-/// a restart) can wait forever for an answer in postgres-nio, and a runner's claim or finish must not wait with it.
-/// For statements that are safe to try again (fenced writes, claims whose lost answer the sweep recovers).
+/// Runs `body` in a task of its own and waits for it at most `limit`, or until the caller is cancelled; then
+/// cancels it, leaves it behind, and throws ``TimeLimitExceeded`` (or `CancellationError`). Unlike
+/// ``withTimeLimit(_:_:)`` it does not wait for a body that ignores cancellation: a statement sent on a pooled
+/// connection at the moment PostgreSQL closes that connection (a backend terminated, a restart) can wait forever for
+/// an answer in postgres-nio, and a runner's claim or finish must not wait with it. For statements that are safe to
+/// try again (fenced writes, claims whose lost answer the sweep recovers).
 package func abandoningAfter<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let race = AbandonRace<T>()
     return try await withTaskCancellationHandler {
@@ -34,42 +35,57 @@ package func abandoningAfter<T: Sendable>(_ limit: Duration, _ body: @escaping @
             race.start(continuation, limit: limit, body)
         }
     } onCancel: {
-        race.cancelWork()
+        race.cancel()
     }
 }
 
-/// The two tasks of ``abandoningAfter(_:_:)``, the work and its timer: the first to end resumes the caller.
+/// The two tasks of ``abandoningAfter(_:_:)``, the work and its timer, and the caller's cancellation: the first to
+/// come resumes the caller, once.
 private final class AbandonRace<T: Sendable>: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, work: Task<Void, Never>?, timer: Task<Void, Never>?)>((nil, nil, nil))
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var work: Task<Void, Never>?
+        var timer: Task<Void, Never>?
+        var cancelled = false
+    }
+    private let state = Mutex(State())
 
     func start(_ continuation: CheckedContinuation<T, any Error>, limit: Duration, _ body: @escaping @Sendable () async throws -> T) {
-        self.state.withLock { state in
+        let cancelledBefore = self.state.withLock { state -> Bool in
+            // Cancelled before it began (the handler ran first): nothing is started.
+            guard !state.cancelled else { return true }
             state.continuation = continuation
             state.work = Task {
                 let result = await Result(catching: { try await body() })
-                self.finish(result)?.timer?.cancel()
+                self.finish(result)
             }
             state.timer = Task {
                 try? await Task.sleep(for: limit)
                 guard !Task.isCancelled else { return }
-                self.finish(.failure(TimeLimitExceeded(limit: limit)))?.work?.cancel()
+                self.finish(.failure(TimeLimitExceeded(limit: limit)))
             }
+            return false
         }
+        if cancelledBefore { continuation.resume(throwing: CancellationError()) }
     }
 
-    /// Resumes the caller if nobody has; returns the tasks then, for the winner to cancel the other.
-    private func finish(_ result: Result<T, any Error>) -> (work: Task<Void, Never>?, timer: Task<Void, Never>?)? {
+    func cancel() {
+        self.state.withLock { $0.cancelled = true }
+        self.finish(.failure(CancellationError()))
+    }
+
+    /// Resumes the caller if nobody has, and cancels both tasks (the one that called this has ended anyway).
+    private func finish(_ result: Result<T, any Error>) {
         let taken = self.state.withLock { state -> (CheckedContinuation<T, any Error>, Task<Void, Never>?, Task<Void, Never>?)? in
             guard let continuation = state.continuation else { return nil }
             state.continuation = nil
             return (continuation, state.work, state.timer)
         }
-        guard let (continuation, work, timer) = taken else { return nil }
+        guard let (continuation, work, timer) = taken else { return }
         continuation.resume(with: result)
-        return (work, timer)
+        work?.cancel()
+        timer?.cancel()
     }
-
-    func cancelWork() { self.state.withLock { $0.work }?.cancel() }
 }
 
 extension Result where Failure == any Error {

@@ -170,7 +170,8 @@ import TestSupport
             let db = TestDatabase(config: cluster.config)
             try await db.query("INSERT INTO skipper.jobs (kind, args) SELECT 'sleep', '{\"ms\": 60000}' FROM generate_series(1, 4)")
             // A long grace: the jobs stop anyway when the runner's lease runs out (2 s without a heartbeat).
-            let env = ["RESCUE_AFTER": "3s", "WORKERS": "4", "SHUTDOWN_GRACE": "30s"]
+            // Free slots too, so a claim is waiting for a connection when the runner is asked to stop.
+            let env = ["RESCUE_AFTER": "3s", "WORKERS": "8", "SHUTDOWN_GRACE": "30s"]
             let orphaned = try ChildProcess.skipper("skipper-test-runner", url: cluster.url, environment: env)
             defer { orphaned.killNow() }
             #expect(try await eventually(timeout: .seconds(30)) {

@@ -308,4 +308,21 @@ import TestSupport
             #expect(!Completer.isRefusal(sqlState: state), "\(state)")
         }
     }
+
+    /// A statement sent as its connection closes can wait forever for an answer and ignores cancellation: a claim
+    /// or finish run through `abandoningAfter` is left behind at its limit, or as soon as its caller is cancelled.
+    @Test func abandoningAfterLeavesWorkThatIgnoresCancellation() async throws {
+        // Ignores cancellation for 3 s, as a hung statement would for ever.
+        let stuck: @Sendable () async throws -> Int = { await Task.detached { try? await Task.sleep(for: .seconds(3)) }.value; return 1 }
+        #expect(try await abandoningAfter(.seconds(5)) { 42 } == 42)
+        var started = ContinuousClock.now
+        await #expect(throws: TimeLimitExceeded.self) { try await abandoningAfter(.milliseconds(200), stuck) }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        started = ContinuousClock.now
+        let caller = Task { try await abandoningAfter(.seconds(30), stuck) }
+        try await Task.sleep(for: .milliseconds(100))
+        caller.cancel()
+        await #expect(throws: CancellationError.self) { try await caller.value }
+        #expect(ContinuousClock.now - started < .seconds(2))
+    }
 }

@@ -135,7 +135,8 @@ final class Completer: Service, Sendable {
                 "PostgreSQL refused a job's outcome; recording it as FAILED",
                 metadata: ["job.id": "\(refused.claim.jobID)", "job.lease": "\(refused.claim.lease)", "error": "\(describe(error))"])
             do {
-                _ = try await self.store.finish([refused.failedInstead(reason)], runnerID: self.runnerID)
+                let store = self.store, runnerID = self.runnerID, failed = refused.failedInstead(reason)
+                _ = try await abandoningAfter(Self.writeLimit) { try await store.finish([failed], runnerID: runnerID) }
             } catch let error as PSQLError where Self.isRefusal(error) {
                 // Not even that can be stored: set it aside rather than jam every other job. It stays RUNNING under
                 // this runner (rescued if the runner stops), never released by the sweep to run again.

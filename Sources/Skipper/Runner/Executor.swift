@@ -30,6 +30,11 @@ final class Executor: Service, Sendable {
         /// Claims the last sweep found held here but neither running nor pending: released only when the next
         /// sweep finds them so again (a claim whose answer is merely slow is started by then).
         var orphanSuspects: Set<Claim> = []
+        /// Orphans released by the sweep, and when: should their claim's answer arrive after all (it is abandoned
+        /// after 30 s), they are not started. Forgotten after a minute.
+        var releasedOrphans: [Claim: ContinuousClock.Instant] = [:]
+        /// Claims on their way: while one is, no orphan is confirmed (its jobs may be the ones it brings).
+        var claimsInFlight = 0
     }
 
     let store: JobStore
@@ -105,7 +110,7 @@ final class Executor: Service, Sendable {
             }
             lost = !held
             // Wake at the expiry if it is near, at the latest every 100 ms.
-            let wait = self.lease.expiresAt.map { min(max($0 - .now, .milliseconds(5)), .milliseconds(100)) } ?? .milliseconds(100)
+            let wait = held ? (self.lease.expiresAt.map { min(max($0 - .now, .milliseconds(5)), .milliseconds(100)) } ?? .milliseconds(100)) : .milliseconds(100)
             try? await Task.sleep(for: wait)
         }
     }
@@ -153,7 +158,7 @@ final class Executor: Service, Sendable {
             if positions.isEmpty { lastFromHead = .now }
             do {
                 lastClaim = .now
-                jobs = try await self.store.claim(queues: self.config.queues, kinds: self.kinds, runnerID: self.runnerID, limit: limit, after: positions)
+                jobs = try await self.claim(limit: limit, after: positions)
                 backoff.reset()
             } catch {
                 if self.state.withLock({ $0.stopping }) { return }
@@ -186,7 +191,9 @@ final class Executor: Service, Sendable {
     /// database a claim takes milliseconds and finishes; one cut short after its commit leaves its jobs RUNNING
     /// under this runner, and rescue requeues them once its row is gone.
     private func claim(limit: Int, after positions: [String: ClaimPosition]) async throws -> [ClaimedJob] {
-        try await withThrowingTaskGroup(of: [ClaimedJob]?.self) { group in
+        self.state.withLock { $0.claimsInFlight += 1 }
+        defer { self.state.withLock { $0.claimsInFlight -= 1 } }
+        return try await withThrowingTaskGroup(of: [ClaimedJob]?.self) { group in
             group.addTask {
                 // Abandoned after 30 s (a claim sent as its connection closed can wait forever for its answer); if it
                 // committed after all, the cancel sweep releases the jobs it took.
@@ -212,6 +219,8 @@ final class Executor: Service, Sendable {
             self.completer.submit(Finished(claim: job.claim, outcome: .released))
             return
         }
+        // Released as an orphan while its claim's answer was late: another runner may hold it now.
+        if self.state.withLock({ $0.releasedOrphans.removeValue(forKey: job.claim) != nil }) { return }
         self.board.start(job.claim)
         self.state.withLock { state in
             let task = Task { await self.execute(job) }
@@ -307,8 +316,12 @@ final class Executor: Service, Sendable {
         let suspects = held.filter { $0.settled && !running.contains($0.claim) && !pending.contains($0.claim) }.map(\.claim)
         let orphans = self.state.withLock { state -> [Claim] in
             let running = state.running
-            let confirmed = suspects.filter { state.orphanSuspects.contains($0) && running[$0] == nil }
+            // Not while a claim is on its way: the jobs it brings may be these.
+            let confirmed = state.claimsInFlight > 0 ? [] : suspects.filter { state.orphanSuspects.contains($0) && running[$0] == nil }
             state.orphanSuspects = Set(suspects)
+            let now = ContinuousClock.now
+            state.releasedOrphans = state.releasedOrphans.filter { now - $0.value < .seconds(60) }
+            for claim in confirmed { state.releasedOrphans[claim] = now }
             return confirmed
         }
         for claim in orphans where !self.completer.pendingClaims.contains(claim) {
