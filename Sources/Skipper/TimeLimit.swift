@@ -6,28 +6,12 @@ package struct TimeLimitExceeded: Error, CustomStringConvertible {
     package var description: String { "no answer within \(self.limit)" }
 }
 
-/// Runs `body`, cancelling it at `limit` and then throwing ``TimeLimitExceeded``. For work that answers
-/// cancellation (waiting for a pooled connection does): a runner's last writes at shutdown, which must not wait
-/// forever for a database that is gone.
-package func withTimeLimit<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw TimeLimitExceeded(limit: limit) }
-        return value
-    }
-}
-
 /// Runs `body` in a task of its own and waits for it at most `limit`, or until the caller is cancelled; then
-/// cancels it, leaves it behind, and throws ``TimeLimitExceeded`` (or `CancellationError`). Unlike
-/// ``withTimeLimit(_:_:)`` it does not wait for a body that ignores cancellation: a statement sent on a pooled
-/// connection at the moment PostgreSQL closes that connection (a backend terminated, a restart) can wait forever for
-/// an answer in postgres-nio, and a runner's claim or finish must not wait with it. For statements that are safe to
-/// try again (fenced writes, claims whose lost answer the sweep recovers).
+/// cancels it, leaves it behind, and throws ``TimeLimitExceeded`` (or `CancellationError`). It does not wait for a
+/// body that ignores cancellation: a statement sent on a pooled connection at the moment PostgreSQL closes that
+/// connection (a backend terminated, a restart) can wait forever for an answer in postgres-nio, and a runner's claim,
+/// finish or last unregister must not wait with it. For statements that are safe to try again or to give up on
+/// (fenced writes, claims whose lost answer the sweep recovers, a row that ages out).
 package func abandoningAfter<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let race = AbandonRace<T>()
     return try await withTaskCancellationHandler {

@@ -35,7 +35,7 @@ import TestSupport
             #expect(job.priority == 3)
             #expect(try submitted.accepted.headers.Location == "/jobs/\(job.job_id)")
 
-            let (followed, ended) = try await withDeadline(.seconds(30)) {
+            let (followed, ended) = try await abandoningAfter(.seconds(30)) {
                 let stream = try await client.followJob(path: .init(id: job.job_id))
                 let events = try stream.ok.body.text_event_hyphen_stream.asDecodedServerSentEvents()
                 var followed: [Components.Schemas.Job] = []
@@ -85,20 +85,6 @@ import TestSupport
             #expect(message == "priority: must be between -32768 and 32767, not 40000")
             await runner.stop()
         }
-    }
-}
-
-/// `body`'s result, or an error once `limit` has passed (an event stream that never ends must not hang the suite).
-func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw TestSetupError("no answer within \(limit)") }
-        return value
     }
 }
 

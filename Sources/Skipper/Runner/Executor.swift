@@ -324,7 +324,8 @@ final class Executor: Service, Sendable {
             for claim in confirmed { state.releasedOrphans[claim] = now }
             return confirmed
         }
-        for claim in orphans where !self.completer.pendingClaims.contains(claim) {
+        let pendingNow = orphans.isEmpty ? [] : self.completer.pendingClaims
+        for claim in orphans where !pendingNow.contains(claim) {
             self.logger.warning(
                 "job held but never started here (its claim's answer was lost); releasing it",
                 metadata: ["job.id": "\(claim.jobID)", "job.lease": "\(claim.lease)"])

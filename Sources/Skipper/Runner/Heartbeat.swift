@@ -64,7 +64,7 @@ struct Heartbeat: Service {
         do {
             // Bounded: with PostgreSQL gone the process must still exit (the row then ages out like a crashed runner's).
             let store = self.store, id = self.record.id
-            try await withTimeLimit(.seconds(5)) { try await store.unregister(runnerID: id) }
+            try await abandoningAfter(.seconds(5)) { try await store.unregister(runnerID: id) }
             self.logger.info("runner stopped", metadata: ["runner.id": "\(self.record.id)"])
         } catch {
             self.logger.warning("could not remove the runner row", metadata: ["error": "\(describe(error))"])

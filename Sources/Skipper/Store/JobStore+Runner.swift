@@ -63,17 +63,6 @@ extension JobStore {
         queues: [String], kinds: [String], runnerID: String, limit: Int, after: [String: ClaimPosition] = [:]
     ) async throws -> [ClaimedJob] {
         precondition(!queues.isEmpty, "a runner serves at least one queue")
-        var binds = PostgresBindings(capacity: 3 + 4 * queues.count)
-        binds.append(kinds)
-        binds.append(Int64(limit))
-        binds.append(runnerID)
-        for queue in queues {
-            let position = after[queue] ?? .start
-            binds.append(queue)
-            binds.append(position.priority)
-            binds.append(position.runAtMicroseconds)
-            binds.append(position.id)
-        }
         return try await self.retryingMovedRows {
             var claimed: [ClaimedJob] = []
             claimed.reserveCapacity(limit)
@@ -81,6 +70,18 @@ extension JobStore {
                 let statement = ClaimStatement(kinds: kinds, limit: Int64(limit), runnerID: runnerID, queue: queues[0], after: after[queues[0]] ?? .start)
                 for try await job in try await self.client.execute(statement, logger: self.logger) { claimed.append(job) }
             } else {
+                // Bound only here: the prepared single-queue statement (the common case) binds its own.
+                var binds = PostgresBindings(capacity: 3 + 4 * queues.count)
+                binds.append(kinds)
+                binds.append(Int64(limit))
+                binds.append(runnerID)
+                for queue in queues {
+                    let position = after[queue] ?? .start
+                    binds.append(queue)
+                    binds.append(position.priority)
+                    binds.append(position.runAtMicroseconds)
+                    binds.append(position.id)
+                }
                 let query = PostgresQuery(unsafeSQL: Self.claimSQL(queues: queues.count), binds: binds)
                 for try await row in try await self.client.query(query, logger: self.logger) { claimed.append(try ClaimedJob(row: row)) }
             }
