@@ -97,10 +97,13 @@ public struct ArgumentsError: Error, CustomStringConvertible {
 
     public var description: String { self.field.isEmpty ? self.message : "\(self.field): \(self.message)" }
 
+    /// One decoder for every job's arguments (it keeps no state between calls): one fewer allocation per job.
+    private static let decoder = JSONDecoder()
+
     static func decode<T: Decodable>(_ type: T.Type, from json: String) throws -> T {
         let data = Data(json.utf8)
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            return try Self.decoder.decode(T.self, from: data)
         } catch let error as DecodingError {
             // Foundation on Linux reports a number that does not fit its field (1.5 or 1e19 for an Int) as "not
             // valid JSON", with no path: name the field from the arguments themselves.

@@ -45,7 +45,7 @@ import TestSupport
                             .flatMap { $0.components(separatedBy: "rows=").last?.split(separator: " ").first }.flatMap { Int($0) }
                         #expect(appended.map { $0 <= 300 } == true, "\(plan)")
                     }
-                    #expect(plan.contains("Update on jobs j (actual rows=100"), "\(plan)")
+                    #expect(plan.contains("Update on jobs_active j (actual rows=100"), "\(plan)")
                 }
             }
         }

@@ -38,6 +38,12 @@ package struct Finished: Sendable {
         self.total = total
     }
 
+    /// Completed with no result and no progress to write: the bulk of a busy queue.
+    var isPlainCompletion: Bool {
+        guard case .completed(nil) = self.outcome else { return false }
+        return self.processed < 0 && self.total < 0
+    }
+
     /// The same claim, failed permanently with `error` instead (when PostgreSQL refuses to store the real outcome).
     package func failedInstead(_ error: String) -> Finished {
         Finished(claim: self.claim, outcome: .failed(error: error, retryDelay: .zero, permanent: true))
@@ -85,6 +91,8 @@ extension JobStore {
                 let query = PostgresQuery(unsafeSQL: Self.claimSQL(queues: queues.count), binds: binds)
                 for try await row in try await self.client.query(query, logger: self.logger) { claimed.append(try ClaimedJob(row: row)) }
             }
+            // Rows come back in the primary key's order; the runner starts them in the queue's.
+            claimed.sort { $0.position < $1.position }
             return claimed
         }
     }
@@ -94,6 +102,11 @@ extension JobStore {
     /// that position, which locks (SKIP LOCKED) at most `limit` rows and stops; with one queue that is the whole plan,
     /// with several the branches' rows (at most `queues × limit`) are merged by a top-N sort, whatever the depth of
     /// the backlog.
+    ///
+    /// It reads and updates `skipper.jobs_active` itself, the partition every unfinished job lives in (a claim never
+    /// finishes a job, so no row moves): through the partitioned table PostgreSQL spends as long again planning it
+    /// (the claim's plan depends on its limit, so it is planned on every call). The claimed ids are an array, probed in
+    /// the primary key, not a join the planner has to cost; the lease token is one `nextval` for the whole claim.
     static func claimSQL(queues: Int) -> String {
         if queues == 1, let sql = Self.singleQueueClaim { return sql }
         return Self.makeClaimSQL(queues: queues)
@@ -105,8 +118,10 @@ extension JobStore {
         let branches = (0..<queues).map { index in
             let q = 4 + 4 * index
             return """
-                SELECT id, priority, run_at FROM skipper.jobs
+                SELECT id, priority, run_at FROM skipper.jobs_active
                 WHERE status = 'QUEUED' AND finished_at IS NULL AND queue = $\(q) AND run_at <= now()
+                  AND EXISTS (SELECT FROM skipper.runners r
+                              WHERE r.id = $3 AND r.heartbeat_at > now() - r.lease_ms * interval '1 millisecond')
                   AND (priority, run_at, id) > ($\(q + 1)::int2, timestamptz 'epoch' + $\(q + 2)::int8 * interval '1 microsecond', $\(q + 3)::int8)
                   AND kind = ANY($1::text[])
                 ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -115,18 +130,14 @@ extension JobStore {
         // Several queues: each branch a subquery (FOR UPDATE is not allowed in a UNION's own branches), merged by a
         // top-N sort of at most `queues × limit` rows.
         let next = queues == 1
-            ? branches[0]
+            ? branches[0].replacingOccurrences(of: "SELECT id, priority, run_at FROM", with: "SELECT id FROM")
             : "SELECT id FROM (" + branches.enumerated().map { "SELECT * FROM (\($1)) b\($0)" }.joined(separator: "\nUNION ALL\n")
                 + ") c ORDER BY priority, run_at, id LIMIT $2"
         return """
-            WITH me AS (
-              SELECT nextval('skipper.job_leases') AS lease FROM skipper.runners r
-              WHERE r.id = $3 AND r.heartbeat_at > now() - r.lease_ms * interval '1 millisecond'),
-            next AS (\(next))
-            UPDATE skipper.jobs j
-            SET status = 'RUNNING', attempt = j.attempt + 1, started_at = now(), runner_id = $3, lease = me.lease
-            FROM next, me
-            WHERE j.id = next.id AND j.status || '' = 'QUEUED' AND j.finished_at IS NULL
+            UPDATE skipper.jobs_active j
+            SET status = 'RUNNING', attempt = j.attempt + 1, started_at = now(), runner_id = $3,
+                lease = (SELECT nextval('skipper.job_leases'))
+            WHERE j.id = ANY(ARRAY(\(next))) AND j.status || '' = 'QUEUED' AND j.finished_at IS NULL
             RETURNING j.id, j.lease, j.queue, j.kind, j.args::text, j.attempt, j.max_attempts, j.meta::text,
                       j.meta->>'request_id', j.priority, (extract(epoch FROM j.run_at) * 1000000)::int8
             """
@@ -152,6 +163,12 @@ extension JobStore {
     }
 
     private func finish(_ batch: [Finished], runnerID: String, clearKeys: Bool) async throws -> Set<Claim> {
+        // Most batches of a busy queue are plain completions (no result, no progress): they take a narrower
+        // statement, two arrays instead of eight and none of the per-row decisions.
+        if !clearKeys, batch.allSatisfy(\.isPlainCompletion) {
+            return try await self.appliedClaims(
+                CompleteStatement(ids: batch.map(\.claim.jobID), leases: batch.map(\.claim.lease)), count: batch.count)
+        }
         var results: [String] = []
         var errors: [String] = []
         var delays: [Int64] = []
@@ -181,13 +198,20 @@ extension JobStore {
         // Jobs that reported progress, failed or were stopped are announced on skipper_events (someone may follow
         // them live); jobs that just completed without progress, the bulk of a busy queue, are not: NOTIFY
         // serialises the commits of every notifying transaction, and followers still see them at their next poll.
-        return try await self.retryingMovedRows {
+        return try await self.appliedClaims(statement, count: batch.count)
+    }
+
+    /// Runs a fenced finish statement; the claims whose write took effect.
+    private func appliedClaims<Statement: PostgresPreparedStatement>(
+        _ statement: Statement, count: Int
+    ) async throws -> Set<Claim> where Statement.Row == Claim {
+        try await self.retryingMovedRows {
             var applied = Set<Claim>()
-            applied.reserveCapacity(batch.count)
+            applied.reserveCapacity(count)
             if self.prepared {
                 for try await claim in try await self.client.execute(statement, logger: self.logger) { applied.insert(claim) }
             } else {
-                let query = PostgresQuery(unsafeSQL: FinishStatement.sql, binds: try statement.makeBindings())
+                let query = PostgresQuery(unsafeSQL: Statement.sql, binds: try statement.makeBindings())
                 for try await row in try await self.client.query(query, logger: self.logger) { applied.insert(try statement.decodeRow(row)) }
             }
             return applied
@@ -384,6 +408,39 @@ struct FinishStatement: PostgresPreparedStatement {
         bindings.append(self.processed)
         bindings.append(self.totals)
         bindings.append(self.clearKeys)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Claim {
+        let cells = row.makeRandomAccess()
+        return Claim(jobID: try cells[0].decode(Int64.self), lease: try cells[1].decode(Int64.self))
+    }
+}
+
+/// Plain completions (no result, no progress), fenced like every finish: what `FinishStatement` does for outcome 0
+/// with nothing else to write (a completed job is COMPLETED whether or not a cancel was requested), without its eight
+/// arrays and per-row decisions. Not announced on `skipper_events`, as plain completions never are.
+struct CompleteStatement: PostgresPreparedStatement {
+    static let sql = """
+        WITH u AS (
+          UPDATE skipper.jobs j
+          SET status = 'COMPLETED', finished_at = now(), result = NULL
+          FROM unnest($1::int8[], $2::int8[]) AS f(id, lease)
+          WHERE j.id = f.id AND j.lease = f.lease AND j.status || '' = 'RUNNING' AND j.finished_at IS NULL
+          RETURNING j.id, j.lease, j.queue, j.status, j.finished_at),
+        \(JobStore.countFinished(from: "u"))
+        SELECT u.id, u.lease FROM u
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.int8Array, .int8Array]
+    typealias Row = Claim
+
+    let ids: [Int64]
+    let leases: [Int64]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(self.ids)
+        bindings.append(self.leases)
         return bindings
     }
 
