@@ -197,4 +197,24 @@ import TestSupport
             }, "\(rescuer.log.suffix(5000))")
         }
     }
+
+    /// A runner that never got started (its database unreachable from the first moment, or without Skipper's
+    /// schema) stops on the first SIGINT or SIGTERM: it waited for a connection, or for the start that never came,
+    /// until a second signal ended it the hard way.
+    @Test(arguments: [SIGINT, SIGTERM])
+    func aRunnerThatNeverStartedStopsOnTheFirstSignal(signal: Int32) async throws {
+        // A port nobody listens on: every connection is refused, and the pool keeps trying.
+        let unreachable = "postgres://skipper@127.0.0.1:9/skipper"
+        let runner = try ChildProcess.skipper("skipper-test-runner", url: unreachable, environment: ["LOG_LEVEL": "info"])
+        defer { runner.killNow() }
+        try await Task.sleep(for: .seconds(2))
+        #expect(runner.isRunning, "\(runner.log.suffix(3000))")
+        let asked = ContinuousClock.now
+        runner.signal(signal)
+        let status = await runner.waitForExit(timeout: .seconds(20))
+        let took = ContinuousClock.now - asked
+        #expect(status == 0, "\(runner.log.suffix(3000))")
+        #expect(took < .seconds(5), "stopped after \(took)\n\(runner.log.suffix(3000))")
+        #expect(!runner.stderr.contains("second signal"), "\(runner.log.suffix(3000))")
+    }
 }

@@ -25,7 +25,8 @@ final class CancelSweeper: Service, Sendable {
     func sweepSoon() { self.wake.signal() }
 
     func run() async throws {
-        await self.executor.gate.wait()
+        await self.executor.gate.waitForStart()
+        guard self.executor.gate.isOpen else { return }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await self.wake.wait(timeout: self.interval)

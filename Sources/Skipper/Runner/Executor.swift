@@ -71,7 +71,7 @@ final class Executor: Service, Sendable {
     }
 
     func run() async throws {
-        await self.gate.wait()
+        await self.gate.waitForStart()
         guard self.gate.isOpen else { return }
         // The lease is watched through the shutdown grace too: jobs still running then must stop as soon as the
         // lease runs out, like any others, or they would run on beside their rescued selves.

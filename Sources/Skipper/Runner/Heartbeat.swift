@@ -17,12 +17,21 @@ struct Heartbeat: Service {
     let logger: Logger
 
     func run() async throws {
-        let status = try await SchemaVersion.check(self.store.client, logger: self.logger)
-        guard status.isUsable else {
-            self.logger.critical("database not usable", metadata: ["schema": "\(status)"])
-            throw SchemaNotUsable(status: status)
+        // Until the runner is registered, graceful shutdown cancels the wait: with the database unreachable from the
+        // start, the schema check waits for a connection that never comes, and one signal must still stop the process.
+        do {
+            try await cancelWhenGracefulShutdown {
+                let status = try await SchemaVersion.check(self.store.client, logger: self.logger)
+                guard status.isUsable else {
+                    self.logger.critical("database not usable", metadata: ["schema": "\(status)"])
+                    throw SchemaNotUsable(status: status)
+                }
+                try await self.registerUntilDone()
+            }
+        } catch where Task.isShuttingDownGracefully && !(error is SchemaNotUsable) {
+            self.logger.info("stopped before the runner could start", metadata: ["error": "\(describe(error))"])
+            return
         }
-        try await self.registerUntilDone()
         guard !Task.isShuttingDownGracefully, !Task.isCancelled else { return }
         self.gate.open()
         self.logger.info(

@@ -12,7 +12,8 @@ struct Listener: Service {
     let logger: Logger
 
     func run() async throws {
-        await self.executor.gate.wait()
+        await self.executor.gate.waitForStart()
+        guard self.executor.gate.isOpen else { return }
         // Cancelled on shutdown also while it waits for a connection (the database down): a wait that never ends
         // would hold up every service stopping after it.
         await cancelWhenGracefulShutdown { await self.listen() }

@@ -15,7 +15,8 @@ struct Maintenance: Service {
     let logger: Logger
 
     func run() async throws {
-        await self.gate.wait()
+        await self.gate.waitForStart()
+        guard self.gate.isOpen else { return }
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.every(self.config.maintenanceInterval) { await self.rescue() } }
