@@ -13,7 +13,7 @@ struct RunnerCommand {
         let runnerConfig: RunnerConfig
         do {
             config = try SkipperConfig()
-            runnerConfig = try RunnerConfig()
+            runnerConfig = try RunnerConfig.fromEnvironment()
         } catch {
             FileHandle.standardError.write(Data("skipper-runner: \(error)\n".utf8))
             exit(1)
@@ -35,9 +35,15 @@ struct RunnerCommand {
             configuration: config.database.clientConfiguration(
                 maxConnections: 2, applicationName: "skipper-runner-control", statementTimeout: runnerConfig.heartbeatInterval),
             backgroundLogger: logger)
-        let runner = JobRunner(
-            postgres: postgres, control: control, config: runnerConfig,
-            handlers: BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize), logger: logger)
+        let runner: JobRunner
+        do {
+            runner = try JobRunner(
+                postgres: postgres, control: control, config: runnerConfig,
+                handlers: BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize), logger: logger)
+        } catch {
+            logger.critical("cannot start the runner", metadata: ["error": "\(error)"])
+            exit(1)
+        }
         var group = ServiceGroupConfiguration(
             services: [postgres, control, SignalGuard(logger: logger), runner], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)

@@ -42,7 +42,7 @@ import TestSupport
                 #expect(try await db.scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM skipper.jobs WHERE unique_key = 'report'") == "\(e)")
                 #expect(try await db.scalar("SELECT unique_key FROM skipper.jobs WHERE id = \(d)") == "other")
                 // And maintenance as a whole goes on (rescue, then retention).
-                let maintenance = Maintenance(store: store, config: try RunnerConfig(environment: [:]), gate: StartGate(), wakeClaims: {}, logger: self.logger)
+                let maintenance = Maintenance(store: store, config: try RunnerConfig.fromEnvironment([:]), gate: StartGate(), wakeClaims: {}, logger: self.logger)
                 await maintenance.round()
             }
         }

@@ -1,25 +1,61 @@
+import Foundation
+import Logging
+import PostgresNIO
 import Testing
 
 @testable import Skipper
 
 @Suite struct RunnerConfigTests {
     @Test func durationsAndDefaults() throws {
-        let config = try RunnerConfig(environment: ["RESCUE_AFTER": "3s", "SHUTDOWN_GRACE": "500ms", "QUEUES": "a, b", "WORKERS": "4"])
+        let config = try RunnerConfig.fromEnvironment(["RESCUE_AFTER": "3s", "SHUTDOWN_GRACE": "500ms", "QUEUES": "a, b", "WORKERS": "4"])
         #expect(config.rescueAfter == .seconds(3))
         #expect(config.heartbeatInterval == .seconds(1))
         #expect(config.shutdownGrace == .milliseconds(500))
         #expect(config.queues == ["a", "b"])
         #expect(config.workers == 4)
-        let defaults = try RunnerConfig(environment: [:])
+        let defaults = try RunnerConfig.fromEnvironment([:])
         #expect(defaults.rescueAfter == .seconds(30) && defaults.heartbeatInterval == .seconds(5))
         #expect(defaults.retention == .seconds(7 * 86_400))
-        #expect(try RunnerConfig(environment: ["RETENTION": "7d"]).retention == .seconds(604_800))
+        #expect(try RunnerConfig.fromEnvironment(["RETENTION": "7d"]).retention == .seconds(604_800))
+    }
+
+    /// A runner built in code reads nothing from the process environment (a host app's own WORKERS or QUEUES leaked
+    /// in), and values derived from others follow fields set after construction (they were computed once, at init).
+    @Test func aConfigBuiltInCodeIgnoresTheEnvironmentAndDerivesWhenRead() throws {
+        setenv("WORKERS", "3", 1)
+        setenv("QUEUES", "hosts-own-queue", 1)
+        defer { unsetenv("WORKERS"); unsetenv("QUEUES") }
+        var config = RunnerConfig()
+        #expect(config.workers == 8 && config.queues == ["default"])
+        #expect(try RunnerConfig.fromEnvironment().workers == 3)
+        #expect(config.cancelSweep == .seconds(2))
+        config.pollOnly = true
+        config.pollInterval = .milliseconds(300)
+        #expect(config.cancelSweep == .milliseconds(300), "poll-only: cancels arrive by the sweep, as often as the poll")
+        config.rescueAfter = .seconds(3)
+        #expect(config.heartbeatInterval == .seconds(1) && config.maintenanceInterval == .seconds(1))
+        config.maintenanceIntervalSetting = .seconds(7)
+        #expect(config.maintenanceInterval == .seconds(7))
+    }
+
+    /// Two handlers of one kind stopped the process with a precondition; now the runner cannot be built, with a
+    /// ConfigError naming the kind, and neither can one with no handler.
+    @Test func duplicateKindsAreAnErrorNotATrap() throws {
+        let postgres = PostgresClient(configuration: .init(host: "127.0.0.1", port: 9, username: "u", password: nil, database: "d", tls: .disable))
+        let logger = Logger(label: "test")
+        #expect {
+            try JobRunner(postgres: postgres, config: RunnerConfig(), handlers: [AnyJobHandler(BuiltIn.Noop()), AnyJobHandler(BuiltIn.Noop())], logger: logger)
+        } throws: { ($0 as? ConfigError) == ConfigError(name: "handlers", message: "two handlers for kind \"noop\"") }
+        #expect { try JobRunner(postgres: postgres, config: RunnerConfig(), handlers: [], logger: logger) } throws: {
+            ($0 as? ConfigError)?.name == "handlers"
+        }
+        #expect(try JobRunner(postgres: postgres, config: RunnerConfig(), handlers: BuiltIn.handlers, logger: logger).id.isEmpty == false)
     }
 
     @Test func badValuesNameTheirVariable() {
-        #expect { try RunnerConfig(environment: ["WORKERS": "0"]) } throws: { ($0 as? ConfigError)?.name == "WORKERS" }
-        #expect { try RunnerConfig(environment: ["RESCUE_AFTER": "soon"]) } throws: { ($0 as? ConfigError)?.name == "RESCUE_AFTER" }
-        #expect { try RunnerConfig(environment: ["QUEUES": " , "]) } throws: { ($0 as? ConfigError)?.name == "QUEUES" }
+        #expect { try RunnerConfig.fromEnvironment(["WORKERS": "0"]) } throws: { ($0 as? ConfigError)?.name == "WORKERS" }
+        #expect { try RunnerConfig.fromEnvironment(["RESCUE_AFTER": "soon"]) } throws: { ($0 as? ConfigError)?.name == "RESCUE_AFTER" }
+        #expect { try RunnerConfig.fromEnvironment(["QUEUES": " , "]) } throws: { ($0 as? ConfigError)?.name == "QUEUES" }
     }
 
     /// Values that trapped (1e300 s overflowed the conversion) or spun (a poll interval that rounds to 0 ms) are
@@ -30,13 +66,13 @@ import Testing
             ("CANCEL_SWEEP", "-5s"), ("PROGRESS_INTERVAL", "nan"), ("RETENTION", "inf"), ("SHUTDOWN_GRACE", "1e20d"),
             ("WORKERS", "99999999999999999999"), ("CLAIM_BATCH", "100000"), ("BATCH_SIZE", "5"), ("MAINTENANCE_INTERVAL", "1ms"),
         ] {
-            #expect { try RunnerConfig(environment: [name: value]) } throws: { error in
+            #expect { try RunnerConfig.fromEnvironment([name: value]) } throws: { error in
                 guard let error = error as? ConfigError else { return false }
                 return error.name == name && error.message.contains("from ")
             }
         }
-        #expect(try RunnerConfig(environment: ["SHUTDOWN_GRACE": "0"]).shutdownGrace == .zero)
-        #expect(try RunnerConfig(environment: ["RESCUE_AFTER": "1d"]).rescueAfter == .seconds(86_400))
+        #expect(try RunnerConfig.fromEnvironment(["SHUTDOWN_GRACE": "0"]).shutdownGrace == .zero)
+        #expect(try RunnerConfig.fromEnvironment(["RESCUE_AFTER": "1d"]).rescueAfter == .seconds(86_400))
     }
 
     @Test func backoffIsAttemptToTheFourthWithinTenPercent() {

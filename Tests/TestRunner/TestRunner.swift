@@ -11,7 +11,7 @@ import Skipper
 struct TestRunner {
     static func main() async throws {
         let config = try SkipperConfig()
-        let runnerConfig = try RunnerConfig()
+        let runnerConfig = try RunnerConfig.fromEnvironment()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = config.logLevel
@@ -27,7 +27,7 @@ struct TestRunner {
                 maxConnections: 2, applicationName: "skipper-test-runner-control", statementTimeout: runnerConfig.heartbeatInterval),
             backgroundLogger: logger)
         let handlers = BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize) + [AnyJobHandler(Trace())]
-        let runner = JobRunner(postgres: postgres, control: control, config: runnerConfig, handlers: handlers, logger: logger)
+        let runner = try JobRunner(postgres: postgres, control: control, config: runnerConfig, handlers: handlers, logger: logger)
         var group = ServiceGroupConfiguration(
             services: [postgres, control, runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = runnerConfig.shutdownGrace + .seconds(15)

@@ -19,13 +19,20 @@ public final class JobRunner: Service, Sendable {
     let services: [any Service]
     let logger: Logger
 
-    /// Wires a runner for `handlers`; two handlers of one kind are a programming error. `control` is a small pool of
+    /// Wires a runner for `handlers`; two handlers of one kind, no handler at all, or no queue are a ``ConfigError``
+    /// (name `handlers` or `queues`). `control` is a small pool of
     /// the runner's own (two connections are plenty) for its heartbeat, which must land whatever the handlers do
     /// with `postgres`; without it the heartbeat shares `postgres`, and handlers that hold every connection can
     /// make the runner lose its lease (it then stops its jobs rather than let them run twice).
     public init(
         postgres: PostgresClient, control: PostgresClient? = nil, config: RunnerConfig, handlers: [AnyJobHandler], logger: Logger
-    ) {
+    ) throws(ConfigError) {
+        guard !handlers.isEmpty else { throw ConfigError(name: "handlers", message: "a runner needs at least one handler") }
+        guard !config.queues.isEmpty else { throw ConfigError(name: "queues", message: "a runner serves at least one queue") }
+        guard (1...10_000).contains(config.workers) else {
+            throw ConfigError(name: "workers", message: "must be from 1 to 10000, not \(config.workers)")
+        }
+        guard config.claimBatch >= 1 else { throw ConfigError(name: "claimBatch", message: "must be at least 1, not \(config.claimBatch)") }
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -35,7 +42,9 @@ public final class JobRunner: Service, Sendable {
         logger[metadataKey: "runner.id"] = "\(id)"
         var byKind: [String: AnyJobHandler] = [:]
         for handler in handlers {
-            precondition(byKind[handler.kind] == nil, "two handlers for kind \(handler.kind)")
+            guard byKind[handler.kind] == nil else {
+                throw ConfigError(name: "handlers", message: "two handlers for kind \"\(handler.kind)\"")
+            }
             byKind[handler.kind] = handler
         }
         var store = JobStore(client: postgres, logger: logger)

@@ -1,6 +1,13 @@
 import Foundation
 
-/// How a runner process behaves; every variable read once here, with its default.
+/// How a runner behaves. Built in code (`RunnerConfig()` is every default; set the fields you need), or from the
+/// process environment with ``fromEnvironment(_:)`` as skipper-runner does. Values that depend on others (the
+/// heartbeat, the cancel sweep in poll-only mode, the maintenance interval) are worked out when read, so a field set
+/// after construction always applies.
+///
+/// The runner's Postgres client needs `workers + 6` connections at least (one per running job that queries, plus
+/// the claim, the finish writer, the progress writer, the listener, the cancel sweep and maintenance); pass a
+/// `control` client of two connections for the heartbeat (see ``JobRunner``).
 public struct RunnerConfig: Sendable {
     /// `WORKERS`: jobs run at once by this process. Default 8; 1 to 10,000. Every bound below is checked when the
     /// environment is read: a value outside it is a ``ConfigError`` naming the variable, never a trap or a spin.
@@ -20,11 +27,12 @@ public struct RunnerConfig: Sendable {
     public var shutdownGrace: Duration = .seconds(30)
     /// `RETENTION`: finished jobs older than this are pruned. Default 7 days.
     public var retention: Duration = .seconds(7 * 86_400)
-    /// `CANCEL_SWEEP`: how often the runner checks its own jobs for cancel requests it may have missed. Default 2 s
-    /// (the poll interval in poll-only mode).
-    public var cancelSweep: Duration = .seconds(2)
-    /// `MAINTENANCE_INTERVAL`: how often the leader rescues and prunes. Default 5 s.
-    public var maintenanceInterval: Duration = .seconds(5)
+    /// `CANCEL_SWEEP`: how often the runner checks its own jobs for cancel requests it may have missed. nil (the
+    /// default): 2 s, or the poll interval in poll-only mode, where the sweep is how cancels arrive.
+    public var cancelSweepSetting: Duration?
+    /// `MAINTENANCE_INTERVAL`: how often the leader rescues and prunes. nil (the default): 5 s, or the heartbeat
+    /// interval when that is shorter (a short `RESCUE_AFTER` is rescued within it).
+    public var maintenanceIntervalSetting: Duration?
     /// `PROGRESS_INTERVAL`: the most often one job's progress is written. Default 500 ms.
     public var progressInterval: Duration = .milliseconds(500)
     /// `BATCH_SIZE`: transactions per slice of the shop's settlement job, unless its arguments say otherwise.
@@ -34,8 +42,26 @@ public struct RunnerConfig: Sendable {
     /// The heartbeat period: a third of `RESCUE_AFTER`, at most 5 s, so two missed beats never rescue a live runner.
     public var heartbeatInterval: Duration { min(self.rescueAfter / 3, .seconds(5)) }
 
-    /// Defaults, changed by the environment.
-    public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) {
+    /// How often the runner sweeps its own jobs for cancel requests (see `cancelSweepSetting`).
+    public var cancelSweep: Duration { self.cancelSweepSetting ?? (self.pollOnly ? self.pollInterval : .seconds(2)) }
+
+    /// How often the leader rescues and prunes (see `maintenanceIntervalSetting`).
+    public var maintenanceInterval: Duration { self.maintenanceIntervalSetting ?? min(.seconds(5), self.heartbeatInterval) }
+
+    /// Every default; reads nothing from the environment.
+    public init() {}
+
+    /// Defaults, changed by the process environment (or `environment`): skipper-runner's configuration, one
+    /// variable per field. A value out of its bounds is a ``ConfigError`` naming the variable.
+    public static func fromEnvironment(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError) -> RunnerConfig {
+        var config = RunnerConfig()
+        try config.read(environment)
+        return config
+    }
+
+    private mutating func read(_ env: [String: String]) throws(ConfigError) {
         if let v = env["WORKERS"] { self.workers = try ConfigError.integer(v, name: "WORKERS", in: 1...10_000) }
         if let v = env["QUEUES"] {
             let queues = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -49,14 +75,11 @@ public struct RunnerConfig: Sendable {
         if let v = env["SHUTDOWN_GRACE"] { self.shutdownGrace = try ConfigError.duration(v, name: "SHUTDOWN_GRACE", in: .zero ... .seconds(86_400)) }
         if let v = env["RETENTION"] { self.retention = try ConfigError.duration(v, name: "RETENTION", in: .seconds(60) ... .seconds(3650 * 86_400)) }
         if let v = env["CANCEL_SWEEP"] {
-            self.cancelSweep = try ConfigError.duration(v, name: "CANCEL_SWEEP", in: .milliseconds(50) ... .seconds(3600))
-        } else if self.pollOnly {
-            self.cancelSweep = self.pollInterval
+            self.cancelSweepSetting = try ConfigError.duration(v, name: "CANCEL_SWEEP", in: .milliseconds(50) ... .seconds(3600))
         }
         if let v = env["MAINTENANCE_INTERVAL"] {
-            self.maintenanceInterval = try ConfigError.duration(v, name: "MAINTENANCE_INTERVAL", in: .milliseconds(100) ... .seconds(3600))
-        } else {
-            self.maintenanceInterval = min(self.maintenanceInterval, self.heartbeatInterval)
+            self.maintenanceIntervalSetting = try ConfigError.duration(
+                v, name: "MAINTENANCE_INTERVAL", in: .milliseconds(100) ... .seconds(3600))
         }
         if let v = env["PROGRESS_INTERVAL"] { self.progressInterval = try ConfigError.duration(v, name: "PROGRESS_INTERVAL", in: .milliseconds(10) ... .seconds(3600)) }
         if let v = env["BATCH_SIZE"] {
