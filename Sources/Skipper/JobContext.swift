@@ -29,6 +29,34 @@ public struct JobContext: Sendable {
     /// ran a statement, so a late cancel could hit another client's statement.
     let cancelsStatements: Bool
     let board: ProgressBoard
+    /// Where the cancel of a statement (`pg_cancel_backend`) is sent from: the runner's control connections, never
+    /// the pool the handlers use. Sent from that pool, a cancel waited for a connection that only a cancelled
+    /// statement could give back, and with every connection held so, the runner locked up for good.
+    let canceller: PostgresClient
+
+    init(
+        jobID: Int64, lease: Int64, kind: String, queue: String, attempt: Int32, maxAttempts: Int32, meta: String,
+        requestID: String?, runnerLogger: Logger, postgres: PostgresClient, canceller: PostgresClient? = nil,
+        cancelsStatements: Bool, board: ProgressBoard
+    ) {
+        self.jobID = jobID
+        self.lease = lease
+        self.kind = kind
+        self.queue = queue
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.meta = meta
+        self.requestID = requestID
+        self.runnerLogger = runnerLogger
+        self.postgres = postgres
+        self.canceller = canceller ?? postgres
+        self.cancelsStatements = cancelsStatements
+        self.board = board
+    }
+
+    /// How long a cancelled statement's connection waits for its cancel to be sent. Past it, the connection is
+    /// closed rather than given back to the pool (a late cancel would hit the next borrower's statement).
+    static let cancelDelivery = Duration.seconds(5)
 
     /// The claim this attempt holds.
     public var claim: Claim { Claim(jobID: self.jobID, lease: self.lease) }
@@ -70,25 +98,43 @@ public struct JobContext: Sendable {
                 }
             }
         }
+        let canceller = self.canceller
         return try await client.withConnection { connection in
             var pid: Int32 = 0
             for try await value in try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(Int32.self) {
                 pid = value
             }
             let backend = pid
-            let canceller = Mutex<Task<Void, Never>?>(nil)
+            let cancel = Mutex<Task<Void, Never>?>(nil)
             // The connection goes back to the pool only once the cancel request has been delivered: a late one would
-            // otherwise hit whatever the next borrower runs on this backend (such as the job's own clean-up).
+            // otherwise hit whatever the next borrower runs on this backend (such as the job's own clean-up). If it
+            // cannot be delivered in time, the connection is closed instead (its backend ends with it).
+            @Sendable func settle() async {
+                guard let task = cancel.withLock({ $0 }) else { return }
+                let delivered = await withTaskGroup(of: Bool.self) { group in
+                    group.addTask { await task.value; return true }
+                    group.addTask { try? await Task.sleep(for: Self.cancelDelivery); return false }
+                    defer { group.cancelAll() }
+                    return await group.next() ?? false
+                }
+                if !delivered {
+                    task.cancel()
+                    logger.warning(
+                        "could not send a statement's cancel in time; closing its connection",
+                        metadata: ["backend.pid": "\(backend)"])
+                    try? await connection.close()
+                }
+            }
             do {
                 let value = try await withTaskCancellationHandler {
                     try await body(connection)
                 } onCancel: {
-                    canceller.withLock { $0 = Task { try? await client.perform("SELECT pg_cancel_backend(\(backend))", logger: logger) } }
+                    cancel.withLock { $0 = Task { try? await canceller.perform("SELECT pg_cancel_backend(\(backend))", logger: logger) } }
                 }
-                await canceller.withLock({ $0 })?.value
+                await settle()
                 return value
             } catch {
-                await canceller.withLock({ $0 })?.value
+                await settle()
                 // A statement cancelled for us surfaces as a server error; the caller should see cancellation.
                 if Task.isCancelled { throw CancellationError() }
                 throw error

@@ -217,4 +217,33 @@ import TestSupport
         #expect(took < .seconds(5), "stopped after \(took)\n\(runner.log.suffix(3000))")
         #expect(!runner.stderr.contains("second signal"), "\(runner.log.suffix(3000))")
     }
+
+    /// A job stopped while its handlers held every connection of the runner's pool: each statement's cancel
+    /// (`pg_cancel_backend`) waited for a connection of that same pool, which none would give back, so the runner
+    /// locked up for good (its heartbeat kept its jobs from rescue). Cancels go through the runner's control
+    /// connections now: the job ends CANCELLED within seconds and the runner claims again.
+    @Test func cancellingAJobThatHoldsEveryPooledConnectionDoesNotLockUpTheRunner() async throws {
+        try await withTestDatabase { db in
+            // A pool of WORKERS + 6 = 8 connections, and a job holding 12 (4 wait for one).
+            let runner = try ChildProcess.skipper("skipper-test-runner", url: db.url, environment: ["WORKERS": "2", "DB_POOL_SIZE": "1"])
+            defer { runner.killNow() }
+            let id = try #require(try await db.scalar(
+                "INSERT INTO skipper.jobs (kind, args) VALUES ('hold', '{\"connections\": 12, \"seconds\": 120}') RETURNING id"))
+            let sleeping: PostgresQuery = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep($1)' AND state = 'active'"
+            #expect(try await eventually(timeout: .seconds(30)) { Int(try await db.scalar(sleeping) ?? "0") ?? 0 >= 5 }, "\(runner.log.suffix(3000))")
+            try await Task.sleep(for: .milliseconds(500))
+            try await db.query("UPDATE skipper.jobs SET cancel_requested_at = now() WHERE id = \(Int64(id)!)")
+            try await db.query("SELECT pg_notify('skipper_cancel', \(id))")
+            #expect(try await eventually(timeout: .seconds(10)) {
+                try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(Int64(id)!)") == "CANCELLED"
+            }, "\(runner.log.suffix(3000))")
+            #expect(try await eventually(timeout: .seconds(10)) { try await db.scalar(sleeping) == "0" })
+            // And the runner still runs jobs.
+            let next = try #require(try await db.scalar("INSERT INTO skipper.jobs (kind) VALUES ('noop') RETURNING id"))
+            try await db.query("SELECT pg_notify('skipper_jobs', 'default')")
+            #expect(try await eventually(timeout: .seconds(10)) {
+                try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(Int64(next)!)") == "COMPLETED"
+            }, "\(runner.log.suffix(3000))")
+        }
+    }
 }

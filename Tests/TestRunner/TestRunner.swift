@@ -26,7 +26,7 @@ struct TestRunner {
             configuration: config.database.clientConfiguration(
                 maxConnections: 2, applicationName: "skipper-test-runner-control", statementTimeout: runnerConfig.heartbeatInterval),
             backgroundLogger: logger)
-        let handlers = BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize) + [AnyJobHandler(Trace())]
+        let handlers = BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize) + [AnyJobHandler(Trace()), AnyJobHandler(Hold())]
         let runner = try JobRunner(postgres: postgres, control: control, config: runnerConfig, handlers: handlers, logger: logger)
         var group = ServiceGroupConfiguration(
             services: [postgres, control, runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -48,6 +48,31 @@ func exitWithParent() {
 
 /// `trace {"ms": N}`: records its execution in the test's table `executions` (job, lease, runner process, start and
 /// end by the server's clock), sleeping N ms between, cancellable. The end is recorded however the execution ends.
+/// Holds `connections` pooled connections at once, each running `pg_sleep(seconds)` through the context (cancelled on
+/// the server when the job is): a job that can take every connection of the runner's pool.
+struct Hold: JobHandler {
+    struct Args: Codable, Sendable {
+        var connections: Int
+        var seconds: Double
+    }
+    static let kind = "hold"
+
+    func run(_ args: Args, context: JobContext) async throws -> NoOutput? {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<args.connections {
+                group.addTask {
+                    try await context.withConnection { connection in
+                        try await connection.query("SELECT pg_sleep(\(args.seconds))", logger: context.logger).collect()
+                    }
+                    return
+                }
+            }
+            try await group.waitForAll()
+        }
+        return nil
+    }
+}
+
 struct Trace: JobHandler {
     struct Args: Codable, Sendable {
         var ms: Int

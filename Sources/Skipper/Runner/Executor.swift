@@ -46,6 +46,8 @@ final class Executor: Service, Sendable {
     let board: ProgressBoard
     let gate: StartGate
     let lease: RunnerLease
+    /// The runner's control connections (the heartbeat's): statements' cancels are sent from there.
+    let control: PostgresClient
     /// Rung by notifications on our queues, by freed slots while all were busy, and by shutdown.
     let wake = WakeSignal()
     /// Opens when shutdown is asked for: an in-flight claim gets a second more (see `claim(limit:after:)`).
@@ -56,8 +58,9 @@ final class Executor: Service, Sendable {
 
     init(
         store: JobStore, handlers: [String: AnyJobHandler], config: RunnerConfig, runnerID: String, logger: Logger,
-        completer: Completer, board: ProgressBoard, gate: StartGate, lease: RunnerLease
+        completer: Completer, board: ProgressBoard, gate: StartGate, lease: RunnerLease, control: PostgresClient
     ) {
+        self.control = control
         self.store = store
         self.handlers = handlers
         self.kinds = handlers.keys.sorted()
@@ -234,7 +237,7 @@ final class Executor: Service, Sendable {
         let context = JobContext(
             jobID: job.id, lease: job.lease, kind: job.kind, queue: job.queue, attempt: job.attempt,
             maxAttempts: job.maxAttempts, meta: job.meta, requestID: job.requestID, runnerLogger: self.logger,
-            postgres: self.store.client, cancelsStatements: !self.config.pollOnly, board: self.board)
+            postgres: self.store.client, canceller: self.control, cancelsStatements: !self.config.pollOnly, board: self.board)
         // The job's logger (with its metadata) is made only for lines that will be written: setting metadata costs
         // a log handler's formatting, a noticeable share of a busy runner's time.
         let debug = self.logger.logLevel <= .debug

@@ -56,7 +56,7 @@ public final class JobRunner: Service, Sendable {
         let completer = Completer(store: store, runnerID: id, logger: logger)
         let executor = Executor(
             store: store, handlers: byKind, config: config, runnerID: id, logger: logger, completer: completer,
-            board: board, gate: gate, lease: lease)
+            board: board, gate: gate, lease: lease, control: control ?? postgres)
         let sweeper = CancelSweeper(store: store, executor: executor, interval: config.cancelSweep, logger: logger)
         let record = RunnerRecord(
             id: id, host: host, pid: pid, queues: config.queues, kinds: byKind.keys.sorted(),
