@@ -95,7 +95,8 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
 /// dead, until vacuum removes them (under load, the head of the index is mostly such entries).
 public struct ClaimPosition: Sendable, Equatable, Comparable {
     public var priority: Int16
-    /// `run_at` in microseconds since 1970, exactly as PostgreSQL stores it (a `Date` would not round-trip).
+    /// `run_at` exactly as PostgreSQL stores a timestamptz: microseconds since 2000-01-01 UTC, with `Int64.min` and
+    /// `Int64.max` for `-infinity` and `infinity` (a `Date` would not round-trip, nor hold the infinities).
     public var runAtMicroseconds: Int64
     public var id: Int64
 
@@ -105,12 +106,38 @@ public struct ClaimPosition: Sendable, Equatable, Comparable {
         self.id = id
     }
 
-    /// Before every job: a claim from here walks from the head of the index. (Year 4684 BC: near PostgreSQL's
-    /// earliest timestamp, inside its range.)
-    public static let start = ClaimPosition(priority: .min, runAtMicroseconds: -210_000_000_000_000_000, id: 0)
+    /// Before every job: a claim from here walks from the head of the index (`-infinity` is before every run_at, so a
+    /// row inserted with SQL at the earliest time is claimed like any other).
+    public static let start = ClaimPosition(priority: .min, runAtMicroseconds: .min, id: 0)
 
     public static func < (a: Self, b: Self) -> Bool {
         (a.priority, a.runAtMicroseconds, a.id) < (b.priority, b.runAtMicroseconds, b.id)
+    }
+}
+
+/// A timestamptz as PostgreSQL's binary format has it (microseconds since 2000-01-01 UTC; `Int64.min` and `Int64.max`
+/// are `-infinity` and `infinity`): every value of the column round-trips, the infinities included.
+struct RawTimestamp: PostgresDecodable, PostgresEncodable, PostgresNonThrowingEncodable {
+    static var psqlType: PostgresDataType { .timestamptz }
+    static var psqlFormat: PostgresFormat { .binary }
+
+    let microseconds: Int64
+
+    init(microseconds: Int64) {
+        self.microseconds = microseconds
+    }
+
+    init<JSONDecoder: PostgresJSONDecoder>(
+        from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat, context: PostgresDecodingContext<JSONDecoder>
+    ) throws {
+        guard type == .timestamptz || type == .timestamp, format == .binary, buffer.readableBytes == 8,
+            let value = buffer.readInteger(as: Int64.self)
+        else { throw PostgresDecodingError.Code.typeMismatch }
+        self.microseconds = value
+    }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        buffer.writeInteger(self.microseconds)
     }
 }
 

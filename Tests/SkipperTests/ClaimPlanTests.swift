@@ -26,7 +26,7 @@ import TestSupport
                     for queue in queues {
                         binds.append(queue)
                         binds.append(ClaimPosition.start.priority)
-                        binds.append(ClaimPosition.start.runAtMicroseconds)
+                        binds.append(RawTimestamp(microseconds: ClaimPosition.start.runAtMicroseconds))
                         binds.append(ClaimPosition.start.id)
                     }
                     let explain = PostgresQuery(

@@ -67,6 +67,35 @@ import TestSupport
         }
     }
 
+    /// One row inserted with SQL at `run_at = '-infinity'` made every claim of its queue fail ("cannot convert
+    /// infinity to bigint"), so no job of the queue ran; and a job at the lowest priority dated before 4684 BC was
+    /// never claimed (the head position started there). Both are claimed now, in order, and positions past them
+    /// resume correctly (single and multi-queue claims).
+    @Test(arguments: [["default"], ["default", "other"]])
+    func jobsAtTheEdgesOfTimeAreClaimedAndDoNotStopTheQueue(queues: [String]) async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let store = SkipperClient(postgres: client, logger: self.logger).store
+                let ids = try #require(try await db.scalar(
+                    """
+                    WITH i AS (
+                      INSERT INTO skipper.jobs (kind, priority, run_at)
+                      VALUES ('noop', 0, now()), ('noop', 0, '-infinity'), ('noop', -32768, '4700-01-01 BC'),
+                             ('noop', -32768, '-infinity'), ('noop', 0, 'infinity')
+                      RETURNING id)
+                    SELECT string_agg(id::text, ',' ORDER BY id) FROM i
+                    """)).split(separator: ",").compactMap { Int64($0) }
+                try await db.liveRunner("r")
+                let first = try await store.claim(queues: queues, kinds: ["noop"], runnerID: "r", limit: 2)
+                #expect(first.map(\.id) == [ids[3], ids[2]])
+                let rest = try await store.claim(
+                    queues: queues, kinds: ["noop"], runnerID: "r", limit: 5, after: ["default": try #require(first.last).position])
+                #expect(rest.map(\.id) == [ids[1], ids[0]], "the infinitely late one waits")
+                #expect(try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(ids[4])") == "QUEUED")
+            }
+        }
+    }
+
     @Test func concurrentEnqueuesWithOneUniqueKeyMakeOneQueuedJob() async throws {
         try await withTestDatabase { db in
             try await db.withClient(maxConnections: 40) { client in

@@ -85,7 +85,7 @@ extension JobStore {
                     let position = after[queue] ?? .start
                     binds.append(queue)
                     binds.append(position.priority)
-                    binds.append(position.runAtMicroseconds)
+                    binds.append(RawTimestamp(microseconds: position.runAtMicroseconds))
                     binds.append(position.id)
                 }
                 let query = PostgresQuery(unsafeSQL: Self.claimSQL(queues: queues.count), binds: binds)
@@ -122,7 +122,7 @@ extension JobStore {
                 WHERE status = 'QUEUED' AND finished_at IS NULL AND queue = $\(q) AND run_at <= now()
                   AND EXISTS (SELECT FROM skipper.runners r
                               WHERE r.id = $3 AND r.heartbeat_at > now() - r.lease_ms * interval '1 millisecond')
-                  AND (priority, run_at, id) > ($\(q + 1)::int2, timestamptz 'epoch' + $\(q + 2)::int8 * interval '1 microsecond', $\(q + 3)::int8)
+                  AND (priority, run_at, id) > ($\(q + 1)::int2, $\(q + 2)::timestamptz, $\(q + 3)::int8)
                   AND kind = ANY($1::text[])
                 ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
                 """
@@ -139,7 +139,7 @@ extension JobStore {
                 lease = (SELECT nextval('skipper.job_leases'))
             WHERE j.id = ANY(ARRAY(\(next))) AND j.status || '' = 'QUEUED' AND j.finished_at IS NULL
             RETURNING j.id, j.lease, j.queue, j.kind, j.args::text, j.attempt, j.max_attempts, j.meta::text,
-                      j.meta->>'request_id', j.priority, (extract(epoch FROM j.run_at) * 1000000)::int8
+                      j.meta->>'request_id', j.priority, j.run_at
             """
     }
 
@@ -305,14 +305,14 @@ extension ClaimedJob {
             kind: try cells[3].decode(String.self), args: try cells[4].decode(String.self), attempt: try cells[5].decode(Int32.self),
             maxAttempts: try cells[6].decode(Int32.self), meta: try cells[7].decode(String.self),
             requestID: try cells[8].decode(String?.self),
-            position: ClaimPosition(priority: try cells[9].decode(Int16.self), runAtMicroseconds: try cells[10].decode(Int64.self), id: id))
+            position: ClaimPosition(priority: try cells[9].decode(Int16.self), runAtMicroseconds: try cells[10].decode(RawTimestamp.self).microseconds, id: id))
     }
 }
 
 /// The claim of a runner serving one queue (the usual case), prepared once per connection: parsed and planned once.
 struct ClaimStatement: PostgresPreparedStatement {
     static let sql = JobStore.claimSQL(queues: 1)
-    static let bindingDataTypes: [PostgresDataType] = [.textArray, .int8, .text, .text, .int2, .int8, .int8]
+    static let bindingDataTypes: [PostgresDataType] = [.textArray, .int8, .text, .text, .int2, .timestamptz, .int8]
     typealias Row = ClaimedJob
 
     let kinds: [String]
@@ -328,7 +328,7 @@ struct ClaimStatement: PostgresPreparedStatement {
         bindings.append(self.runnerID)
         bindings.append(self.queue)
         bindings.append(self.after.priority)
-        bindings.append(self.after.runAtMicroseconds)
+        bindings.append(RawTimestamp(microseconds: self.after.runAtMicroseconds))
         bindings.append(self.after.id)
         return bindings
     }
