@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
@@ -57,6 +58,8 @@ let package = Package(
                 "Skipper", "Shop",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                // Only for HTTPParserError: a request that is not valid HTTP is a 400.
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 // Only for its ConnectionPoolError: a pool that cannot connect (or has shut down) is a 503.
                 .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
             ]

@@ -16,6 +16,9 @@ func buildApplication(config: SkipperConfig, logger: Logger) async throws -> som
     let api = buildRouter(config: config, postgres: postgres, logger: logger)
     var app = Application(
         router: api.router,
+        // A connection that stops sending in the middle of a request (or sits idle between requests) is closed after
+        // 30 s; responses being written, such as event streams, are not cut.
+        server: .http1(configuration: .init(idleTimeout: .seconds(30))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "skipper-api"),
         logger: logger
     )

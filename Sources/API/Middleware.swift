@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOHTTP1
 import Prometheus
 import Synchronization
 
@@ -33,6 +34,9 @@ struct RequestMiddleware: RouterMiddleware {
                     headers: [.allow: allowed.map(\.rawValue).joined(separator: ", ")]
                 ).response(from: request, context: context)
             }
+        } catch let error as HTTPParserError {
+            // The body could not be read as HTTP (a malformed chunk, say): the client's fault, not ours.
+            response = jsonResponse(.badRequest, APIError.body(code: "MALFORMED_REQUEST", message: "the request is not valid HTTP: \(error)"))
         } catch let error as any HTTPResponseError {
             let code = error.status.code == 413 ? "PAYLOAD_TOO_LARGE" : "HTTP_\(error.status.code)"
             response = jsonResponse(error.status, APIError.body(code: code, message: error.status.reasonPhrase))
@@ -69,7 +73,8 @@ struct AuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if self.tokens.isEmpty || self.routes.isOpen(request.uri.path) { return try await next(request, context) }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        // The scheme's name is case-insensitive (RFC 9110 11.1).
+        guard let header = request.headers[.authorization], header.prefix(7).lowercased() == "bearer " else {
             throw Self.unauthorized("send Authorization: Bearer <token>")
         }
         let presented = Array(header.dropFirst("Bearer ".count).utf8)

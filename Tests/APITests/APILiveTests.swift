@@ -107,6 +107,27 @@ import TestSupport
         }
     }
 
+    /// Requests broken at the HTTP level get the API's JSON errors: a malformed chunk was a 500 (an error "of
+    /// ours"), and `bearer` in lower case (the scheme's name is case-insensitive) was refused.
+    @Test func malformedHTTPIsA400AndTheBearerSchemeIsCaseInsensitive() async throws {
+        try await withTestDatabase { db in
+            let port = Int.random(in: 20000..<40000)
+            let api = try ChildProcess.skipper("skipper-api", url: db.url, environment: ["PORT": "\(port)", "API_TOKENS": "s3cret"])
+            defer { api.killNow() }
+            #expect(try await eventually { (try? await httpStatus("http://127.0.0.1:\(port)/health")) == 200 })
+            let chunked = try rawHTTP(
+                port: port,
+                "POST /jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n")
+            #expect(chunked.hasPrefix("HTTP/1.1 400"), "\(chunked)")
+            #expect(chunked.contains(#""error":"MALFORMED_REQUEST""#), "\(chunked)")
+            let lower = try rawHTTP(port: port, "GET /jobs?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: bearer s3cret\r\nConnection: close\r\n\r\n")
+            #expect(lower.hasPrefix("HTTP/1.1 200"), "\(lower)")
+            let wrong = try rawHTTP(port: port, "GET /jobs?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: bearer nope\r\nConnection: close\r\n\r\n")
+            #expect(wrong.hasPrefix("HTTP/1.1 401"), "\(wrong)")
+            #expect(!api.log.contains("request failed"), "\(api.log)")
+        }
+    }
+
     /// An open event stream does not hold a stopping server up: it closes (without `end`, the job has not finished)
     /// and the process exits, rather than waiting for a job that may run for days.
     @Test func sigtermEndsOpenEventStreams() async throws {
@@ -173,4 +194,40 @@ func httpGet(_ url: String, timeout: TimeInterval = 60) async throws -> (status:
     request.timeoutInterval = timeout
     let (data, response) = try await URLSession.shared.data(for: request)
     return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+}
+
+/// Sends `request` as is to 127.0.0.1:`port` and reads until the server closes or 5 s pass: for requests no HTTP
+/// client would send.
+func rawHTTP(port: Int, _ request: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    let bytes = Array(request.utf8)
+    guard send(fd, bytes, bytes.count, 0) == bytes.count else { throw POSIXError(.EIO) }
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = recv(fd, &buffer, buffer.count, 0)
+        if count <= 0 { break }
+        received += buffer[0..<count]
+        // One response is enough: stop at the end of its body when the server keeps the connection open.
+        if let text = String(bytes: received, encoding: .utf8), let headEnd = text.range(of: "\r\n\r\n"),
+            let length = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") })
+                .flatMap({ Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }),
+            text.utf8.count - text.utf8.distance(from: text.startIndex, to: headEnd.upperBound) >= length
+        {
+            break
+        }
+    }
+    return String(decoding: received, as: UTF8.self)
 }

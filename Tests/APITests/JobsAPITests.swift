@@ -180,6 +180,11 @@ import TestSupport
             (.post, "/jobs", #"{"kind": "noop", "max_attempts": 0}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "run_at": "tomorrow"}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "run_at": "2026-13-45T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
+            // Beyond PostgreSQL's range (a 500 before), and before the Gregorian calendar (stored as another day).
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "294277-01-01T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "-4713-01-01T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "0001-01-01T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "priority": -32768, "run_at": "1582-10-10T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "args": [1]}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "queue": "a\u0000b"}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "args": {"note": "a\u0000b"}}"#, .unprocessableContent, "INVALID_FIELD"),

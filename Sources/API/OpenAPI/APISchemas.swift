@@ -26,7 +26,7 @@ enum APISchemas {
                     .orNull.withDefault(.object([:])).withExamples(.object([:]))),
             Property("queue", name.described("The named queue; runners choose which queues they serve").orNull.withDefault("default")),
             Property("priority", Schema.int32(Int64(Int16.min)...Int64(Int16.max), description: "Lower runs first").orNull.withDefault(0)),
-            Property("run_at", Schema.string(maxLength: 64, format: "date-time", printable: true, description: "Not run before this time").orNull),
+            Property("run_at", Schema.string(maxLength: 64, format: "date-time", printable: true, description: "Not run before this time (from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z)").orNull),
             Property("max_attempts", Schema.int32(1...1000, description: "Attempts before the job is FAILED").orNull.withDefault(25)),
             Property(
                 "unique_key",

@@ -197,6 +197,11 @@ struct RequestValidator: Sendable {
             guard let date = parseTimestamp(string) else {
                 try invalid("must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z, not '\(string)'")
             }
+            // Beyond PostgreSQL's range a time was a 500; before the Gregorian calendar's start, Foundation (Julian)
+            // and PostgreSQL (proleptic Gregorian) name different days, so it was stored other than sent.
+            guard timestampRange.contains(date) else {
+                try invalid("must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, not '\(string)'")
+            }
             return .date(date)
         case "uuid":
             guard let uuid = UUID(uuidString: string) else { try invalid("must be a UUID, not '\(string)'") }
@@ -209,6 +214,9 @@ struct RequestValidator: Sendable {
         }
     }
 }
+
+/// The timestamps the API accepts: the Unix epoch to the end of year 9999.
+let timestampRange = Date(timeIntervalSince1970: 0) ..< Date(timeIntervalSince1970: 253_402_300_800)
 
 /// Whether `text` is an RFC 3339 full-date (`2025-01-31`) of a day that exists.
 func isFullDate(_ text: String) -> Bool {
