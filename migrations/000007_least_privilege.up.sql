@@ -1,7 +1,7 @@
 -- Least privilege: the API and the runners log in as users granted skipper_api or skipper_runner, which hold
 -- exactly what each process needs; only the owner of the schema (the user migrations run as, which need not be a
--- superuser: CREATEROLE and CREATE on the database suffice) can change it. Roles belong to the cluster: they are
--- made here unless a bootstrap made them first.
+-- superuser: owning the database suffices when the roles exist, as scripts/roles.sql makes them) can change it.
+-- Roles belong to the cluster: they are made here only when no bootstrap made them first (which takes CREATEROLE).
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'skipper_api') THEN
@@ -12,8 +12,15 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON ROLE skipper_api IS 'skipper-api: submits and reads jobs, takes orders; never changes the schema.';
-COMMENT ON ROLE skipper_runner IS 'skipper-runner: claims, runs and finishes jobs, keeps the partitions; never changes the schema.';
+-- Commenting on a role takes CREATEROLE, which an owner made by scripts/roles.sql does not have (nor need).
+DO $$
+BEGIN
+    IF (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
+        COMMENT ON ROLE skipper_api IS 'skipper-api: submits and reads jobs, takes orders; never changes the schema.';
+        COMMENT ON ROLE skipper_runner IS 'skipper-runner: claims, runs and finishes jobs, keeps the partitions; never changes the schema.';
+    END IF;
+END
+$$;
 
 -- What runs on behalf of the runners with the owner's rights: the partition maintenance (DDL needs the owner).
 -- Each with a fixed search_path.

@@ -1,13 +1,17 @@
 -- Skipper's roles and login users, for a cluster where the processes log in as themselves (make run, compose).
 -- Run as a superuser, any number of times (psql -f). Roles belong to the cluster; the database is the current one.
---   skipper_owner         LOGIN, CREATEROLE, owns the database: runs skipper-migrate; not a superuser
+--   skipper_owner         LOGIN, owns the database: runs skipper-migrate; not a superuser, and no CREATEROLE
+--                         (on PostgreSQL 15 that would let it grant itself pg_execute_server_program: shell
+--                         commands as the server's OS user); the roles below are made here instead
 --   skipper_api           NOLOGIN: what skipper-api may do (granted by the migrations)
 --   skipper_runner        NOLOGIN: what skipper-runner may do (granted by the migrations)
 --   skipper_api_login     LOGIN, member of skipper_api: skipper-api logs in as it
 --   skipper_runner_login  LOGIN, member of skipper_runner: skipper-runner logs in as it
 -- Passwords (for clusters that ask for one) are set with psql variables, e.g. -v owner_password=...
 SET client_min_messages = warning;
-SELECT 'CREATE ROLE skipper_owner LOGIN CREATEROLE' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'skipper_owner') \gexec
+SELECT 'CREATE ROLE skipper_owner LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'skipper_owner') \gexec
+-- Made by an earlier version of this script with CREATEROLE: take it back.
+ALTER ROLE skipper_owner NOCREATEROLE;
 SELECT 'CREATE ROLE skipper_api NOLOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'skipper_api') \gexec
 SELECT 'CREATE ROLE skipper_runner NOLOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'skipper_runner') \gexec
 SELECT 'CREATE ROLE skipper_api_login LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'skipper_api_login') \gexec

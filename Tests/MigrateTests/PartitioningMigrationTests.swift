@@ -103,4 +103,32 @@ import TestSupport
             #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "1")
         }
     }
+
+    /// Jobs that finished before the cutover (in the active partition) are pruned by skipper.prune_finished, which
+    /// deletes only finished jobs older than the retention, with their artifacts, and refuses absurd arguments: the
+    /// runner's role no longer deletes from the partition itself (it could delete QUEUED and RUNNING jobs).
+    @Test func pruningTheActivePartitionTakesOnlyOldFinishedJobs() async throws {
+        try await withTestDatabase { db in
+            // Before the cutover (the migration's moment): finished long ago, finished lately, waiting, running.
+            try await db.query(
+                """
+                INSERT INTO skipper.jobs_active (kind, status, attempt, started_at, finished_at) VALUES
+                  ('noop', 'COMPLETED', 1, now(), now() - interval '10 days'), ('noop', 'FAILED', 1, now(), now() - interval '9 days'),
+                  ('noop', 'COMPLETED', 1, now(), now() - interval '1 hour')
+                """)
+            try await db.query("INSERT INTO skipper.jobs_active (kind, status, attempt, started_at) VALUES ('noop', 'QUEUED', 0, NULL), ('noop', 'RUNNING', 1, now())")
+            try await db.query("INSERT INTO skipper.job_artifacts (job_id, name, seq, data) SELECT id, 'csv', 0, '\\x00' FROM skipper.jobs")
+            #expect(try await db.scalar("SELECT skipper.prune_finished(7 * 86400000, 1)") == "1")
+            #expect(try await db.scalar("SELECT skipper.prune_finished(7 * 86400000, 100)") == "1")
+            #expect(try await db.scalar("SELECT skipper.prune_finished(7 * 86400000, 100)") == "0")
+            #expect(try await db.scalar("SELECT string_agg(status, ',' ORDER BY id) FROM skipper.jobs") == "COMPLETED,QUEUED,RUNNING")
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.job_artifacts") == "3")
+            for absurd in ["SELECT skipper.prune_finished(0, 100)", "SELECT skipper.prune_finished(-1, 100)",
+                           "SELECT skipper.prune_finished(86400000, 0)", "SELECT skipper.prune_finished(86400000, 1000000)",
+                           "SELECT skipper.prune_finished(NULL, 10)"] {
+                await #expect(throws: (any Error).self, "\(absurd)") { _ = try await db.scalar(PostgresQuery(unsafeSQL: absurd)) }
+            }
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "3")
+        }
+    }
 }

@@ -82,6 +82,8 @@ import TestSupport
                 (runnerUser, "DROP TABLE skipper.jobs"), (runnerUser, "TRUNCATE skipper.jobs"),
                 (runnerUser, "ALTER TABLE skipper.jobs_active VALIDATE CONSTRAINT jobs_active_unfinished"),
                 (runnerUser, "UPDATE products SET stock = 0"), (runnerUser, "CREATE TABLE skipper.mine (x int)"),
+                // Pruning is skipper.prune_finished's (finished jobs only); the runner deleted QUEUED jobs at will.
+                (runnerUser, "DELETE FROM skipper.jobs_active WHERE status = 'QUEUED'"), (runnerUser, "DELETE FROM skipper.jobs"),
             ] {
                 let refused: String? = try await withPostgresClient(user, maxConnections: 1) { client in
                     do {

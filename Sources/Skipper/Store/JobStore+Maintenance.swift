@@ -189,23 +189,9 @@ extension JobStore {
     /// Deletes up to `limit` jobs finished more than `retention` ago that live in the active partition: jobs that
     /// finished before the cutover to daily partitions (after a migration), oldest first.
     func pruneActive(retention: Duration, limit: Int, on connection: PostgresConnection) async throws -> Int {
+        // skipper.prune_finished: with the owner's rights, it deletes only finished jobs (the runner may not delete).
         let rows = try await connection.query(
-            """
-            WITH doomed AS (
-              SELECT id FROM skipper.jobs_active
-              WHERE finished_at IS NOT NULL AND finished_at < now() - \(retention.milliseconds) * interval '1 millisecond'
-              ORDER BY finished_at LIMIT \(Int64(limit))),
-            gone AS (
-              -- The conditions again: a job retried meanwhile (back to QUEUED) is rechecked and kept.
-              DELETE FROM skipper.jobs_active j USING doomed
-              WHERE j.id = doomed.id AND j.finished_at IS NOT NULL
-                AND j.finished_at < now() - \(retention.milliseconds) * interval '1 millisecond'
-              RETURNING j.id),
-            artifacts AS (
-              DELETE FROM skipper.job_artifacts a USING gone WHERE a.job_id = gone.id)
-            SELECT count(*) FROM gone
-            """,
-            logger: self.logger)
+            "SELECT skipper.prune_finished(\(max(retention.milliseconds, 60_000)), \(Int32(clamping: limit)))", logger: self.logger)
         var count: Int64 = 0
         for try await value in rows.decode(Int64.self) { count = value }
         return Int(count)
