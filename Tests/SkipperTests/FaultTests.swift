@@ -48,6 +48,38 @@ import TestSupport
         }
     }
 
+    /// A job whose `errors` is not an array (written by hand) failed every rescue of it ("cannot get array length of
+    /// a non-array"): it stayed RUNNING under a dead runner for good, and dead runners' rows piled up, since they were
+    /// forgotten only by a round that rescued everything. Such a row is rescued (its value kept as the first entry),
+    /// a failed attempt of one is recorded, and dead runners are forgotten whatever becomes of their jobs.
+    @Test func aJobWhoseErrorsIsNotAnArrayIsRescuedAndFailsLikeAnyOther() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let store = skipper.store
+                let odd = try await skipper.enqueue(kind: "noop").id
+                let plain = try await skipper.enqueue(kind: "noop").id
+                _ = try await self.claim(store, db, "dead", limit: 2)
+                try await db.query("UPDATE skipper.jobs SET errors = '{\"note\": \"by hand\"}' WHERE id = \(odd)")
+                try await db.query("UPDATE skipper.runners SET lease_ms = 1000, heartbeat_at = now() - interval '1 minute' WHERE id = 'dead'")
+                let maintenance = Maintenance(store: store, config: RunnerConfig(), gate: StartGate(), wakeClaims: {}, logger: self.logger)
+                await maintenance.round()
+                #expect(try await db.scalar("SELECT string_agg(status, ',' ORDER BY id) FROM skipper.jobs") == "QUEUED,QUEUED")
+                #expect(try await db.scalar("SELECT errors->0->>'note' FROM skipper.jobs WHERE id = \(odd)") == "by hand")
+                #expect(try await db.scalar("SELECT jsonb_array_length(errors) FROM skipper.jobs WHERE id = \(plain)") == "1")
+                #expect(try await db.scalar("SELECT count(*) FROM skipper.runners WHERE id = 'dead'") == "0")
+
+                // A failed attempt of such a job is recorded too.
+                try await db.query("UPDATE skipper.jobs SET errors = '\"text\"' WHERE id = \(odd)")
+                let again = try #require(try await self.claim(store, db, "r", limit: 2).first { $0.id == odd })
+                let applied = try await store.finish(
+                    [Finished(claim: again.claim, outcome: .failed(error: "boom", retryDelay: .zero, permanent: true))], runnerID: "r")
+                #expect(applied == [again.claim])
+                #expect(try await db.scalar("SELECT status || ' ' || (errors->0 #>> '{}') || ' ' || (errors->1->>'error') FROM skipper.jobs WHERE id = \(odd)") == "FAILED text boom")
+            }
+        }
+    }
+
     /// A cancel that lands while an attempt fails was acknowledged, but the failure put the job back to QUEUED and it
     /// ran again. A job with a cancel request never goes back to QUEUED: failed, released or rescued, it ends CANCELLED.
     @Test func aCancelledJobNeverGoesBackToQueued() async throws {

@@ -70,6 +70,14 @@ struct Maintenance: Service {
             } catch {
                 self.logger.warning("listing jobs to rescue failed", metadata: ["error": "\(describe(error))"])
             }
+            // Dead runners are forgotten whatever became of their jobs (a job that cannot be rescued stays stale: its
+            // runner is gone either way), or their rows would pile up for as long as one bad row stays.
+            do {
+                _ = try await store.asLeader(.rescue) { try await store.forgetDeadRunners(on: $0) }
+            } catch {
+                if Task.isCancelled { return }
+                self.logger.warning("forgetting dead runners failed", metadata: ["error": "\(describe(error))"])
+            }
         }
         if !rescued.isEmpty {
             self.logger.warning(

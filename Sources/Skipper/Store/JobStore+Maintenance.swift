@@ -117,7 +117,9 @@ extension JobStore {
                 finished_at = CASE WHEN k.next = 'QUEUED' THEN NULL ELSE now() END,
                 run_at = CASE WHEN k.next = 'QUEUED' THEN now() ELSE j.run_at END,
                 runner_id = CASE WHEN k.next = 'QUEUED' THEN NULL ELSE j.runner_id END,
-                errors = (CASE WHEN jsonb_array_length(j.errors) >= \(Int32(Self.maxErrors)) THEN j.errors - 0 ELSE j.errors END)
+                -- A row whose errors is not an array (written by hand) keeps it, as the first entry of one.
+                errors = (CASE WHEN jsonb_typeof(j.errors) <> 'array' THEN jsonb_build_array(j.errors)
+                               WHEN jsonb_array_length(j.errors) >= \(Int32(Self.maxErrors)) THEN j.errors - 0 ELSE j.errors END)
                          || jsonb_build_array(jsonb_build_object(
                               'attempt', j.attempt, 'at', now(), 'runner', j.runner_id,
                               'error', 'runner ' || coalesce(j.runner_id, '?') || ' stopped heartbeating; the job was rescued')),

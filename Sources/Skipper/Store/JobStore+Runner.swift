@@ -362,7 +362,8 @@ struct FinishStatement: PostgresPreparedStatement {
               started_at = CASE WHEN f.outcome = 4 THEN NULL ELSE j.started_at END,
               result = CASE WHEN f.outcome = 0 THEN nullif(f.result, 'null')::jsonb ELSE j.result END,
               errors = CASE WHEN f.outcome IN (1, 2)
-                            THEN (CASE WHEN jsonb_array_length(j.errors) >= \(JobStore.maxErrors) THEN j.errors - 0 ELSE j.errors END)
+                            THEN (CASE WHEN jsonb_typeof(j.errors) <> 'array' THEN jsonb_build_array(j.errors)
+                                       WHEN jsonb_array_length(j.errors) >= \(JobStore.maxErrors) THEN j.errors - 0 ELSE j.errors END)
                                  || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', now(), 'error', f.error, 'runner', j.runner_id))
                             ELSE j.errors END,
               unique_key = CASE WHEN j.unique_key IS NULL
