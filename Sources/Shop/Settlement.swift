@@ -97,12 +97,21 @@ public struct Settlement: JobHandler {
         let batchSize = Int64(args.batch_size ?? self.defaultBatchSize)
         let parallelism = args.parallelism ?? 2
 
-        // Leftovers of earlier claims of this job (a crash leaves its staging rows behind). Only claims that no longer
-        // hold the job: this claim holds it now, so an earlier one that still runs somewhere (its runner cut off) is
-        // superseded; it can never publish, and clears its own rows when its publish is refused.
+        // Leftovers of runs whose claim no longer holds its job: earlier claims of this job, and runs of jobs that
+        // ended without clearing them (a crash, a runner stopped while cancelling; a cancelled job never runs again to
+        // clear its own). A run that still holds its job (RUNNING under its lease) keeps its rows; a superseded one
+        // still running somewhere can never publish, and clears its own rows when its publish is refused.
         _ = try await context.withConnection { connection in
             try await connection.query(
-                "DELETE FROM settlement_staging WHERE run_id LIKE \("\(context.jobID)-%") AND run_id <> \(runID)", logger: logger)
+                """
+                DELETE FROM settlement_staging s
+                USING (SELECT DISTINCT run_id FROM settlement_staging WHERE run_id ~ '^[0-9]{1,18}-[0-9]{1,18}$') r
+                WHERE s.run_id = r.run_id AND r.run_id <> \(runID)
+                  AND NOT EXISTS (SELECT 1 FROM skipper.jobs j
+                                  WHERE j.id = split_part(r.run_id, '-', 1)::int8 AND j.lease = split_part(r.run_id, '-', 2)::int8
+                                    AND j.status = 'RUNNING' AND j.finished_at IS NULL)
+                """,
+                logger: logger)
         }
         let total = try await context.withConnection { connection -> Int64 in
             let rows = try await connection.query(

@@ -83,10 +83,23 @@ import TestSupport
             #expect(early.status == .conflict)
             #expect(early.errorCode == "NOT_READY")
 
+            // Staging rows a cancelled run left behind (its runner stopped before it could clear them; a cancelled
+            // job never runs again to do it), and rows of a run that still holds its job.
+            let cancelled = try #require(try await db.scalar(
+                "INSERT INTO skipper.jobs (kind, status, attempt, lease, started_at, finished_at) VALUES ('settlement', 'CANCELLED', 1, 77, now(), now()) RETURNING id"))
+            let live = try #require(try await db.scalar(
+                "INSERT INTO skipper.jobs (kind, status, attempt, lease, started_at, runner_id) VALUES ('settlement', 'RUNNING', 1, 78, now(), 'elsewhere') RETURNING id"))
+            try await db.query(
+                """
+                INSERT INTO settlement_staging (run_id, merchant_id, date, gross_cents, fee_cents, txn_count)
+                SELECT run, 1, '2024-01-01', 1, 1, 1 FROM unnest(ARRAY[\(cancelled) || '-77', \(live) || '-78', 'by-hand']) run, generate_series(1, 3)
+                """)
             let runner = try ChildProcess.runner(url: db.url, environment: ["BATCH_SIZE": "5000"])
             defer { runner.killNow() }
             #expect(try await Self.waitForStatus(db, id, "COMPLETED", timeout: .seconds(15)), "\(runner.log)")
             #expect(try await Self.differences(db) == "0")
+            #expect(try await db.scalar("SELECT string_agg(DISTINCT run_id, ',' ORDER BY run_id) FROM settlement_staging") == "\(live)-78,by-hand")
+            try await db.query("DELETE FROM settlement_staging")
             let job = try await client.send(.get, "/jobs/\(id)")
             #expect(job.json["progress"] as? Double == 100)
             #expect(job.string("download_url") == "/downloads/\(id).csv")
