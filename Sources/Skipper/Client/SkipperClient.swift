@@ -37,9 +37,23 @@ public final class SkipperClient: Service, Sendable {
     /// Enqueues one job with arguments given as JSON text (an object).
     @discardableResult
     public func enqueue(kind: String, argsJSON: String = "{}", options: JobOptions = JobOptions()) async throws -> EnqueuedJob {
-        let job = try await self.store.insert(kind: kind, args: argsJSON, options: options, on: nil)
-        if job.inserted { self.notifier.inserted(queue: options.queue) }
-        return job
+        guard options.uniqueKey == nil else {
+            let job = try await self.store.insert(kind: kind, args: argsJSON, options: options, on: nil)
+            if job.inserted { self.notifier.inserted(queue: options.queue) }
+            return job
+        }
+        // The first job after a quiet moment carries its queue's wake-up in its own INSERT: runners hear of it at the
+        // commit, a round trip sooner. In a burst the others share the debounced wake-up.
+        let notify = self.notifier.takeImmediate(queue: options.queue)
+        let id: Int64
+        do {
+            id = try await self.store.insertKeyless(kind: kind, args: argsJSON, options: options, notify: notify)
+        } catch {
+            if notify { self.notifier.inserted(queue: options.queue) }
+            throw error
+        }
+        if !notify { self.notifier.inserted(queue: options.queue) }
+        return EnqueuedJob(id: id, inserted: true)
     }
 
     /// Enqueues one job and returns its row once it has committed (the API's submit). Without a unique key,
@@ -153,7 +167,13 @@ final class WakeupNotifier: Sendable {
     let store: JobStore
     let window: Duration
     let logger: Logger
-    private let pending = Mutex<Set<String>>([])
+    private struct State {
+        var pending: Set<String> = []
+        /// When the last wake-up went out (by this loop or inside an insert).
+        var lastSent: ContinuousClock.Instant?
+    }
+
+    private let state = Mutex(State())
     private let wake = WakeSignal()
 
     init(store: JobStore, window: Duration, logger: Logger) {
@@ -163,8 +183,18 @@ final class WakeupNotifier: Sendable {
     }
 
     func inserted(queue: String) {
-        let first = self.pending.withLock { $0.insert(queue).inserted && $0.count == 1 }
+        let first = self.state.withLock { $0.pending.insert(queue).inserted && $0.pending.count == 1 }
         if first { self.wake.signal() }
+    }
+
+    /// Whether an insert into `queue` may send the wake-up itself: nothing is pending and none went out within the
+    /// window (a quiet moment). It then counts as sent.
+    func takeImmediate(queue: String) -> Bool {
+        self.state.withLock { state in
+            guard state.pending.isEmpty, state.lastSent.map({ ContinuousClock.now >= $0 + self.window }) ?? true else { return false }
+            state.lastSent = .now
+            return true
+        }
     }
 
     func run() async {
@@ -172,13 +202,11 @@ final class WakeupNotifier: Sendable {
             // The first insert after a quiet moment is announced at once; later ones wait for the window since the
             // last wake-up, so a burst still costs one NOTIFY per window. (Waiting the window before every wake-up
             // added it to every lone job's pickup latency.)
-            var lastSent: ContinuousClock.Instant?
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 await self.wake.wait(timeout: .seconds(60))
-                if let lastSent, ContinuousClock.now < lastSent + self.window {
+                if let lastSent = self.state.withLock({ $0.lastSent }), ContinuousClock.now < lastSent + self.window {
                     try? await Task.sleep(until: lastSent + self.window)
                 }
-                lastSent = .now
                 await self.send()
             }
         } onGracefulShutdown: {
@@ -188,9 +216,10 @@ final class WakeupNotifier: Sendable {
     }
 
     private func send() async {
-        let queues = self.pending.withLock { pending -> [String] in
-            defer { pending.removeAll() }
-            return Array(pending)
+        let queues = self.state.withLock { state -> [String] in
+            defer { state.pending.removeAll() }
+            if !state.pending.isEmpty { state.lastSent = .now }
+            return Array(state.pending)
         }
         guard !queues.isEmpty else { return }
         do {

@@ -71,6 +71,20 @@ extension JobStore {
         throw QueueError.contention("could not insert or find the QUEUED \(kind) job with unique key \(options.uniqueKey ?? "")")
     }
 
+    /// Inserts one job without a unique key on a pooled connection (the library's lone enqueue): a prepared INSERT,
+    /// with `notify` also the wake-up of its queue, sent by the same statement (delivered at its commit) instead of
+    /// a second statement after it. Returns the id.
+    func insertKeyless(kind: String, args: String, options: JobOptions, notify: Bool) async throws -> Int64 {
+        let statement = EnqueueStatement(job: NewJob(kind: kind, args: args, options: options), notify: notify)
+        if self.prepared {
+            for try await id in try await self.client.execute(statement, logger: self.logger) { return id }
+        } else {
+            let query = PostgresQuery(unsafeSQL: EnqueueStatement.sql, binds: try statement.makeBindings())
+            for try await id in try await self.client.query(query, logger: self.logger).decode(Int64.self) { return id }
+        }
+        throw QueueError.contention("the insert returned no row")
+    }
+
     /// Inserts many jobs with one statement. Jobs whose unique key already has a QUEUED job are skipped.
     /// Returns the ids inserted.
     package func insertMany(_ jobs: [NewJob], on connection: PostgresConnection?) async throws -> [Int64] {
@@ -167,6 +181,39 @@ struct SubmitStatement: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> JobRecord { try JobRecord(row: row) }
+}
+
+/// One keyless job, and the wake-up of its queue when `notify` (the first insert after a quiet moment: sent with the
+/// insert, it reaches runners at the commit, a round trip sooner than a NOTIFY of its own); prepared once per
+/// connection.
+struct EnqueueStatement: PostgresPreparedStatement {
+    static let sql = """
+        WITH i AS (
+          INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, meta)
+          VALUES ($1, $2, $3::jsonb, $4, coalesce($5, now()), $6, $7::jsonb)
+          RETURNING id, queue)
+        SELECT i.id FROM i LEFT JOIN LATERAL (SELECT pg_notify('\(Channel.jobs)', i.queue) WHERE $8) n ON true
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int2, .timestamptz, .int4, .text, .bool]
+    typealias Row = Int64
+
+    let job: NewJob
+    let notify: Bool
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 8)
+        bindings.append(self.job.options.queue)
+        bindings.append(self.job.kind)
+        bindings.append(self.job.args)
+        bindings.append(self.job.options.priority)
+        if let runAt = self.job.options.runAt { bindings.append(runAt) } else { bindings.appendNull() }
+        bindings.append(self.job.options.maxAttempts)
+        bindings.append(try JobStore.json(self.job.options.meta))
+        bindings.append(self.notify)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
 }
 
 /// Many submissions in one statement: arrays bound as parameters, unnested in order, prepared once per connection.
