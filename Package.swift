@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Skipper", targets: ["Skipper"]),
+        // For an application's tests: a handler run without a runner, and a runner in-process that a test waits on.
+        .library(name: "SkipperTesting", targets: ["SkipperTesting"]),
         .library(name: "Shop", targets: ["Shop"]),
         .executable(name: "skipper-api", targets: ["API"]),
         .executable(name: "skipper-runner", targets: ["Runner"]),
@@ -32,6 +34,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-openapi-urlsession", from: "1.4.0"),
     ],
     targets: [
+        // Test helpers for applications that use Skipper (the SkipperTesting product).
+        .target(
+            name: "SkipperTesting",
+            dependencies: [
+                "Skipper",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The queue library: config, Postgres setup, the job model, every SQL statement of the queue.
         .target(
             name: "Skipper",
@@ -94,7 +106,7 @@ let package = Package(
             dependencies: ["Skipper", "Shop", .product(name: "PostgresNIO", package: "postgres-nio")],
             path: "Tests/TestRunner"
         ),
-        .testTarget(name: "SkipperTests", dependencies: ["Skipper", "TestSupport"]),
+        .testTarget(name: "SkipperTests", dependencies: ["Skipper", "SkipperTesting", "TestSupport"]),
         .testTarget(name: "ShopTests", dependencies: ["Shop", "TestSupport"]),
         .testTarget(
             name: "APITests",

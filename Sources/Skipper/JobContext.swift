@@ -33,12 +33,15 @@ public struct JobContext: Sendable {
     /// the pool the handlers use. Sent from that pool, a cancel waited for a connection that only a cancelled
     /// statement could give back, and with every connection held so, the runner locked up for good.
     let canceller: PostgresClient
+    /// Sees every progress report (test contexts record them; the runner's board keeps only the last).
+    let onProgress: (@Sendable (_ processed: Int64, _ total: Int64?) -> Void)?
 
     init(
         jobID: Int64, lease: Int64, kind: String, queue: String, attempt: Int32, maxAttempts: Int32, meta: String,
         requestID: String?, runnerLogger: Logger, postgres: PostgresClient, canceller: PostgresClient? = nil,
-        cancelsStatements: Bool, board: ProgressBoard
+        cancelsStatements: Bool, board: ProgressBoard, onProgress: (@Sendable (Int64, Int64?) -> Void)? = nil
     ) {
+        self.onProgress = onProgress
         self.jobID = jobID
         self.lease = lease
         self.kind = kind
@@ -79,6 +82,24 @@ public struct JobContext: Sendable {
     /// and once more when the job ends.
     public func progress(processed: Int64, total: Int64? = nil) {
         self.board.update(self.claim, processed: processed, total: total)
+        self.onProgress?(processed, total)
+    }
+
+    /// A context for running a handler outside a runner, as a unit test does (the `SkipperTesting` product wraps
+    /// it): progress reports go to `onProgress`; `postgres` is the handler's database (a client that is not running
+    /// makes its queries wait, so pass a running one if the handler queries). Cancelling the task that runs the
+    /// handler is cancelling the job.
+    public static func forTesting(
+        jobID: Int64 = 1, lease: Int64 = 1, kind: String, queue: String = "default", attempt: Int32 = 1,
+        maxAttempts: Int32 = 3, meta: String = "{}", requestID: String? = nil, logger: Logger, postgres: PostgresClient,
+        onProgress: @escaping @Sendable (_ processed: Int64, _ total: Int64?) -> Void = { _, _ in }
+    ) -> JobContext {
+        let board = ProgressBoard()
+        board.start(Claim(jobID: jobID, lease: lease))
+        return JobContext(
+            jobID: jobID, lease: lease, kind: kind, queue: queue, attempt: attempt, maxAttempts: maxAttempts, meta: meta,
+            requestID: requestID, runnerLogger: logger, postgres: postgres, cancelsStatements: true, board: board,
+            onProgress: onProgress)
     }
 
     /// Leases a connection whose in-flight query is cancelled on the server (`pg_cancel_backend`) when this task is

@@ -263,7 +263,9 @@ final class Executor: Service, Sendable {
         }
         let progress = self.board.finish(job.claim)
         self.completer.submit(
-            Finished(claim: job.claim, outcome: outcome, processed: progress?.processed ?? -1, total: progress?.total ?? -1))
+            Finished(
+                claim: job.claim, outcome: outcome, processed: progress?.processed ?? -1, total: progress?.total ?? -1,
+                announce: job.meta.utf8.count > 2 && job.meta.contains(announceFinishKey)))
         let wakeClaimer = self.state.withLock { state -> Bool in
             state.running[job.claim] = nil
             return state.waitingForSlot

@@ -31,22 +31,26 @@ package struct Finished: Sendable {
     package let processed: Int64
     package let total: Int64
 
-    package init(claim: Claim, outcome: Outcome, processed: Int64 = -1, total: Int64 = -1) {
+    /// The job asked for its finish to be announced (typed enqueue: someone may await its result).
+    package let announce: Bool
+
+    package init(claim: Claim, outcome: Outcome, processed: Int64 = -1, total: Int64 = -1, announce: Bool = false) {
         self.claim = claim
         self.outcome = outcome
         self.processed = processed
         self.total = total
+        self.announce = announce
     }
 
     /// Completed with no result and no progress to write: the bulk of a busy queue.
     var isPlainCompletion: Bool {
         guard case .completed(nil) = self.outcome else { return false }
-        return self.processed < 0 && self.total < 0
+        return self.processed < 0 && self.total < 0 && !self.announce
     }
 
     /// The same claim, failed permanently with `error` instead (when PostgreSQL refuses to store the real outcome).
     package func failedInstead(_ error: String) -> Finished {
-        Finished(claim: self.claim, outcome: .failed(error: error, retryDelay: .zero, permanent: true))
+        Finished(claim: self.claim, outcome: .failed(error: error, retryDelay: .zero, permanent: true), announce: self.announce)
     }
 }
 
@@ -195,9 +199,10 @@ extension JobStore {
             ids: batch.map(\.claim.jobID), leases: batch.map(\.claim.lease), outcomes: batch.map(\.outcome.code),
             results: results, errors: errors, delays: delays, processed: batch.map(\.processed), totals: batch.map(\.total),
             clearKeys: clearKeys)
-        // Jobs that reported progress, failed or were stopped are announced on skipper_events (someone may follow
-        // them live); jobs that just completed without progress, the bulk of a busy queue, are not: NOTIFY
-        // serialises the commits of every notifying transaction, and followers still see them at their next poll.
+        // Jobs that reported progress, failed or were stopped, and jobs enqueued with the typed API (someone may await
+        // their result), are announced on skipper_events; jobs that just completed without progress, the bulk of a
+        // busy queue, are not: NOTIFY serialises the commits of every notifying transaction, and followers still see
+        // them at their next poll.
         return try await self.appliedClaims(statement, count: batch.count)
     }
 
@@ -378,7 +383,8 @@ struct FinishStatement: PostgresPreparedStatement {
               total = CASE WHEN f.total >= 0 THEN f.total ELSE j.total END
           FROM f
           WHERE j.id = f.id AND j.lease = f.lease AND j.status || '' = 'RUNNING' AND j.finished_at IS NULL
-          RETURNING j.id, j.lease, j.queue, j.status, j.finished_at, f.processed >= 0 OR f.outcome <> 0 AS watched),
+          RETURNING j.id, j.lease, j.queue, j.status, j.finished_at,
+                    f.processed >= 0 OR f.outcome <> 0 OR j.meta ? '\(announceFinishKey)' AS watched),
         \(JobStore.countFinished(from: "u"))
         SELECT u.id, u.lease FROM u
         LEFT JOIN LATERAL (SELECT pg_notify('\(Channel.events)', u.id::text) WHERE u.watched) n ON true

@@ -1,0 +1,182 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A job of `Handler`'s kind, as the typed API returns it: its id, its status, its cancel, and its result awaited
+/// and decoded as the handler's `Output`.
+public struct JobHandle<Handler: JobHandler>: Sendable {
+    /// The job's id.
+    public let id: Int64
+    /// False when a QUEUED job with the same unique key existed: this handle is that job.
+    public let inserted: Bool
+    let store: JobStore
+
+    init(id: Int64, inserted: Bool, store: JobStore) {
+        self.id = id
+        self.inserted = inserted
+        self.store = store
+    }
+
+    /// Its status now; nil when the job is gone (pruned by retention).
+    public func status() async throws -> JobStatus? {
+        try await self.store.status(id: self.id)
+    }
+
+    /// Its whole row now; nil when the job is gone.
+    public func record() async throws -> JobRecord? {
+        try await self.store.job(id: self.id)
+    }
+
+    /// Asks for the job to stop (see ``JobStore/cancel(id:)``).
+    public func cancel() async throws -> CancelOutcome {
+        try await self.store.cancel(id: self.id)
+    }
+}
+
+/// Why awaiting a job's result gave no result.
+public enum JobResultError: Error, CustomStringConvertible, Equatable {
+    /// The job ended FAILED; `error` is its last attempt's error.
+    case failed(id: Int64, error: String)
+    /// The job ended CANCELLED.
+    case cancelled(id: Int64)
+    /// The job had not finished within the wait; `status` is where it was.
+    case timedOut(id: Int64, status: JobStatus?)
+    /// The job does not exist (never did, or pruned).
+    case notFound(id: Int64)
+    /// Its result is not the handler's `Output`.
+    case undecodable(id: Int64, message: String)
+
+    public var description: String {
+        switch self {
+        case .failed(let id, let error): return "job \(id) failed: \(error)"
+        case .cancelled(let id): return "job \(id) was cancelled"
+        case .timedOut(let id, let status): return "job \(id) did not finish in time (\(status.map { "\($0)" } ?? "gone"))"
+        case .notFound(let id): return "job \(id) does not exist"
+        case .undecodable(let id, let message): return "job \(id)'s result does not decode: \(message)"
+        }
+    }
+}
+
+extension JobHandle where Handler.Output: Decodable {
+    /// Waits until the job finishes and returns its result as the handler's `Output` (nil when it returned none);
+    /// throws ``JobResultError`` when it failed, was cancelled, or did not finish within `timeout`.
+    ///
+    /// Driven by `LISTEN skipper_events`, on which runners announce the finish of jobs enqueued with the typed API
+    /// (and of any job that failed, was stopped or reported progress), with a look every second for changes nobody
+    /// announces (a rescue, a cancel before the job ran). Holds one pooled connection while it waits.
+    public func result(timeout: Duration = .seconds(60)) async throws -> Handler.Output? {
+        let deadline = ContinuousClock.now + timeout
+        let store = self.store, id = self.id
+        let finished: JobRecord? = try await store.client.withConnection { connection in
+            try await connection.listen(on: Channel.events) { notifications in
+                // A first look once LISTEN is in place: a finish before it is seen here, one after it is announced.
+                if let done = try await Self.finished(id, store) { return done }
+                return try await withThrowingTaskGroup(of: JobRecord?.self) { group in
+                    group.addTask {
+                        for try await notification in notifications where notification.payload == String(id) {
+                            if let done = try await Self.finished(id, store) { return done }
+                        }
+                        return nil
+                    }
+                    group.addTask {
+                        while ContinuousClock.now < deadline {
+                            try await Task.sleep(until: min(deadline, ContinuousClock.now + .seconds(1)))
+                            if let done = try await Self.finished(id, store) { return done }
+                        }
+                        return nil
+                    }
+                    defer { group.cancelAll() }
+                    return try await group.next() ?? nil
+                }
+            }
+        }
+        guard let record = finished else {
+            throw JobResultError.timedOut(id: id, status: try await store.status(id: id))
+        }
+        switch record.status {
+        case .completed:
+            guard let result = record.result, result != "null" else { return nil }
+            do {
+                return try JSONDecoder().decode(Handler.Output.self, from: Data(result.utf8))
+            } catch {
+                throw JobResultError.undecodable(id: id, message: "\(error)")
+            }
+        case .cancelled:
+            throw JobResultError.cancelled(id: id)
+        default:
+            throw JobResultError.failed(id: id, error: Self.lastError(record.errors))
+        }
+    }
+
+    /// The job's row once it is finished; throws `notFound` when there is no such job.
+    private static func finished(_ id: Int64, _ store: JobStore) async throws -> JobRecord? {
+        guard let record = try await store.job(id: id) else { throw JobResultError.notFound(id: id) }
+        return record.status.isFinished ? record : nil
+    }
+
+    private static func lastError(_ errors: String) -> String {
+        guard let entries = try? JSONSerialization.jsonObject(with: Data(errors.utf8)) as? [[String: Any]],
+            let last = entries.last?["error"] as? String
+        else { return "no error recorded" }
+        return last
+    }
+}
+
+/// The meta key that asks runners to announce a job's finish on `skipper_events` (see ``JobHandle/result(timeout:)``).
+let announceFinishKey = "skipper.announce_finish"
+
+extension SkipperClient {
+    /// Enqueues a job of `handler`'s kind: its arguments are checked by the handler (``JobHandler/check(_:)``)
+    /// before anything is written, as the runner will decode them, and the handle can await its typed result.
+    @discardableResult
+    public func enqueue<Handler: JobHandler>(
+        _ handler: Handler, _ args: Handler.Args, options: JobOptions = JobOptions()
+    ) async throws -> JobHandle<Handler> where Handler.Args: Encodable {
+        let (json, options) = try Self.checked(handler, args, options)
+        let job = try await self.enqueue(kind: Handler.kind, argsJSON: json, options: options)
+        return JobHandle(id: job.id, inserted: job.inserted, store: self.store)
+    }
+
+    /// Enqueues many jobs of `handler`'s kind with one statement, each checked first; returns the handles of those
+    /// inserted (unique-key duplicates are skipped).
+    @discardableResult
+    public func enqueueMany<Handler: JobHandler>(
+        _ handler: Handler, _ args: [Handler.Args], options: JobOptions = JobOptions()
+    ) async throws -> [JobHandle<Handler>] where Handler.Args: Encodable {
+        let jobs = try args.map { args in
+            let (json, options) = try Self.checked(handler, args, options)
+            return NewJob(kind: Handler.kind, args: json, options: options)
+        }
+        return try await self.enqueueMany(jobs).map { JobHandle(id: $0, inserted: true, store: self.store) }
+    }
+
+    /// A handle on job `id`, of `handler`'s kind (to await a job enqueued elsewhere).
+    public func handle<Handler: JobHandler>(_ handler: Handler.Type, id: Int64) -> JobHandle<Handler> {
+        JobHandle(id: id, inserted: false, store: self.store)
+    }
+
+    /// `args` as the JSON a row holds, refused (``ArgumentsError``) unless it is an object that decodes back into
+    /// the handler's `Args` and passes its check; and the options asking runners to announce the finish.
+    static func checked<Handler: JobHandler>(
+        _ handler: Handler, _ args: Handler.Args, _ options: JobOptions
+    ) throws -> (String, JobOptions) where Handler.Args: Encodable {
+        let json = try Self.encode(args)
+        guard json.first == "{" else { throw ArgumentsError(field: "", message: "must encode as a JSON object, not \(json.prefix(40))") }
+        try AnyJobHandler(handler).validate(json)
+        var options = options
+        options.meta[announceFinishKey] = "1"
+        return (json, options)
+    }
+}
+
+extension TransactionEnqueuer {
+    /// Enqueues a checked job of `handler`'s kind in the transaction (see ``SkipperClient/enqueue(_:_:options:)``).
+    @discardableResult
+    public func enqueue<Handler: JobHandler>(
+        _ handler: Handler, _ args: Handler.Args, options: JobOptions = JobOptions()
+    ) async throws -> JobHandle<Handler> where Handler.Args: Encodable {
+        let (json, options) = try SkipperClient.checked(handler, args, options)
+        let job = try await self.enqueue(kind: Handler.kind, argsJSON: json, options: options)
+        return JobHandle(id: job.id, inserted: job.inserted, store: self.store)
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Skipper
+import SkipperTesting
+import Testing
+import TestSupport
+
+/// A handler of an application's own, as its tests would exercise it with SkipperTesting.
+struct CountTo: JobHandler {
+    struct Args: Codable, Sendable {
+        var n: Int
+        var pauseMs: Int = 0
+    }
+    struct Output: Codable, Sendable, Equatable {
+        var counted: Int
+    }
+    static let kind = "test.count-to"
+
+    func check(_ args: Args) throws {
+        guard args.n >= 0 else { throw ArgumentsError(field: "n", message: "must not be negative") }
+    }
+
+    func run(_ args: Args, context: JobContext) async throws -> Output? {
+        for i in 1...max(args.n, 1) where args.n > 0 {
+            try await Task.sleep(for: .milliseconds(args.pauseMs))
+            context.progress(processed: Int64(i), total: Int64(args.n))
+        }
+        return Output(counted: args.n)
+    }
+}
+
+/// JobContext had no public initializer: a handler could not be unit-tested without PostgreSQL and a runner.
+@Suite struct SkipperTestingTests {
+    @Test func aHandlerRunsWithoutARunnerWithItsProgressRecorded() async {
+        let run = await HandlerTester.run(CountTo(), args: .init(n: 3))
+        #expect(run.output == CountTo.Output(counted: 3))
+        #expect(run.progress == [.init(processed: 1, total: 3), .init(processed: 2, total: 3), .init(processed: 3, total: 3)])
+    }
+
+    @Test func cancellingTheAttemptIsSeenAsTheRunnerWouldRecordIt() async {
+        let started = ContinuousClock.now
+        let run = await HandlerTester.run(CountTo(), args: .init(n: 1000, pauseMs: 50), cancelAfter: .milliseconds(200))
+        #expect(run.wasCancelled)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(!run.progress.isEmpty && run.progress.count < 1000)
+    }
+
+    @Test func argumentsGoThroughJSONAndTheHandlersCheck() async {
+        let refused = await HandlerTester.run(CountTo(), args: .init(n: -1))
+        #expect((refused.error as? ArgumentsError)?.field == "n")
+        let malformed = await HandlerTester.run(CountTo(), argsJSON: #"{"n": "three"}"#)
+        #expect(malformed.error is ArgumentsError)
+    }
+
+    /// A runner in the test's process, waited on for one job.
+    @Test func aRunnerInProcessRunsTheApplicationsKind() async throws {
+        try await withTestDatabase { db in
+            let configuration = db.config.clientConfiguration(maxConnections: 4, applicationName: "skipper-testing")
+            let record = try await RunnerTester.with(configuration: configuration, handlers: [AnyJobHandler(CountTo())]) { runner in
+                let job = try await runner.client.enqueue(kind: CountTo.kind, args: CountTo.Args(n: 5))
+                return try await runner.waitForJob(job.id, timeout: .seconds(20))
+            }
+            #expect(record.status == .completed)
+            #expect(record.result == #"{"counted": 5}"#)
+            #expect(record.processed == 5 && record.total == 5)
+            // Stopped with the body: its row is gone.
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.runners") == "0")
+        }
+    }
+}
+
+struct Boom: JobHandler {
+    struct Args: Codable, Sendable {}
+    static let kind = "test.boom"
+    func run(_ args: Args, context: JobContext) async throws -> NoOutput? { throw JobError.permanent("boom") }
+}
+
+/// The typed API: a kind tied to its arguments and result, checked at enqueue, awaited without polling SQL by hand.
+@Suite struct TypedEnqueueTests {
+    let logger = Logger(label: "test")
+
+    /// Arguments the handler's own check refuses were enqueued through the library and the job COMPLETED anyway;
+    /// now they are refused before anything is written, in or out of a transaction.
+    @Test func argumentsTheHandlerRefusesAreNeverEnqueued() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                await #expect(throws: ArgumentsError.self) { _ = try await skipper.enqueue(CountTo(), .init(n: -1)) }
+                await #expect(throws: ArgumentsError.self) { _ = try await skipper.enqueueMany(CountTo(), [.init(n: 1), .init(n: -2)]) }
+                await #expect(throws: ArgumentsError.self) {
+                    try await skipper.withTransaction { _, enqueue -> Void in
+                        _ = try await enqueue.enqueue(CountTo(), .init(n: 2))
+                        _ = try await enqueue.enqueue(CountTo(), .init(n: -3))
+                    }
+                }
+                let stored = try await db.scalar("SELECT count(*) FROM skipper.jobs")
+                #expect(stored == "0")
+            }
+        }
+    }
+
+    @Test func aHandleAwaitsItsTypedResultItsFailureAndItsCancel() async throws {
+        try await withTestDatabase { db in
+            let configuration = db.config.clientConfiguration(maxConnections: 8, applicationName: "typed")
+            var config = RunnerConfig()
+            // A poll too slow to matter: the result must come from the finish's notification.
+            config.pollInterval = .seconds(30)
+            try await RunnerTester.with(
+                configuration: configuration, handlers: [AnyJobHandler(CountTo()), AnyJobHandler(Boom())], config: config
+            ) { runner in
+                let skipper = runner.client
+                let counted = try await skipper.enqueue(CountTo(), .init(n: 3))
+                #expect(try await counted.result(timeout: .seconds(20)) == CountTo.Output(counted: 3))
+                #expect(try await counted.status() == .completed)
+
+                let boom = try await skipper.enqueue(Boom(), .init())
+                await #expect(throws: JobResultError.failed(id: boom.id, error: "boom")) { try await boom.result(timeout: .seconds(20)) }
+
+                let long = try await skipper.enqueue(CountTo(), .init(n: 10_000, pauseMs: 20))
+                #expect(try await eventually { try await long.status() == .running })
+                #expect(try await long.cancel() == .requested)
+                await #expect(throws: JobResultError.cancelled(id: long.id)) { try await long.result(timeout: .seconds(20)) }
+
+                // A plain completion of a job enqueued with the typed API is announced: awaited promptly.
+                let quick = try await skipper.enqueue(CountTo(), .init(n: 0))
+                let asked = ContinuousClock.now
+                #expect(try await quick.result(timeout: .seconds(20)) == CountTo.Output(counted: 0))
+                #expect(ContinuousClock.now - asked < .seconds(5))
+            }
+        }
+    }
+
+    @Test func waitingForAJobNobodyRunsTimesOutWithItsStatus() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let handle = try await skipper.enqueue(CountTo(), .init(n: 1))
+                await #expect(throws: JobResultError.timedOut(id: handle.id, status: .queued)) {
+                    try await handle.result(timeout: .milliseconds(300))
+                }
+                await #expect(throws: JobResultError.notFound(id: 987_654)) {
+                    try await skipper.handle(CountTo.self, id: 987_654).result(timeout: .seconds(1))
+                }
+            }
+        }
+    }
+}
