@@ -9,7 +9,7 @@ MERCHANTS ?= 1000
 DAYS ?= 31
 STEPS ?= 1
 
-.PHONY: all build run test bench db db-stop migrate-up migrate-down migrate-status seed clean openapi contract
+.PHONY: all build run test bench db db-stop migrate-up migrate-down migrate-status seed clean openapi contract embed-migrations
 
 all: build
 
@@ -29,6 +29,11 @@ test:
 openapi:
 	$(SWIFT) build --product skipper-api
 	$(BIN)/skipper-api openapi > Tests/APIClientTests/openapi.yaml
+
+## Write the migrations built into the library (Sources/Skipper/Migrations/EmbeddedMigrations.swift) from migrations/
+## (a test fails while the two differ).
+embed-migrations:
+	scripts/embed-migrations.sh
 
 ## The API contract against a live API: openapi-spec-validator, then a bounded schemathesis run (CONTRACT_MAX_TIME=120).
 contract: build

@@ -130,7 +130,7 @@ let package = Package(
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "TestSupport"]),
-        .testTarget(name: "MigrateTests", dependencies: ["Migrate", "TestSupport"]),
+        .testTarget(name: "MigrateTests", dependencies: ["Migrate", "Skipper", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

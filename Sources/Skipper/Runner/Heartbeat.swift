@@ -12,6 +12,8 @@ struct Heartbeat: Service {
     let interval: Duration
     let lease: RunnerLease
     let gate: StartGate
+    /// Applied by a service beside this runner: waited for before the schema check.
+    let migrations: SkipperMigrations?
     /// Jobs whose tasks have not ended (a handler that ignores cancellation): the row stays while they may run.
     let stillRunning: @Sendable () -> Int
     let logger: Logger
@@ -21,6 +23,7 @@ struct Heartbeat: Service {
         // start, the schema check waits for a connection that never comes, and one signal must still stop the process.
         do {
             try await cancelWhenGracefulShutdown {
+                try await self.migrations?.waitUntilApplied()
                 let status = try await SchemaVersion.check(self.store.client, logger: self.logger)
                 guard status.isUsable else {
                     self.logger.critical("database not usable", metadata: ["schema": "\(status)"])

@@ -20,12 +20,14 @@ public final class JobRunner: Service, Sendable {
     let logger: Logger
 
     /// Wires a runner for `handlers`; two handlers of one kind, no handler at all, or no queue are a ``ConfigError``
-    /// (name `handlers` or `queues`). `control` is a small pool of
+    /// (name `handlers` or `queues`). With `migrations` (a ``SkipperMigrations`` in the same ServiceGroup), the runner
+    /// starts once they are applied. `control` is a small pool of
     /// the runner's own (two connections are plenty) for its heartbeat, which must land whatever the handlers do
     /// with `postgres`; without it the heartbeat shares `postgres`, and handlers that hold every connection can
     /// make the runner lose its lease (it then stops its jobs rather than let them run twice).
     public init(
-        postgres: PostgresClient, control: PostgresClient? = nil, config: RunnerConfig, handlers: [AnyJobHandler], logger: Logger
+        postgres: PostgresClient, control: PostgresClient? = nil, config: RunnerConfig, handlers: [AnyJobHandler],
+        migrations: SkipperMigrations? = nil, logger: Logger
     ) throws(ConfigError) {
         guard !handlers.isEmpty else { throw ConfigError(name: "handlers", message: "a runner needs at least one handler") }
         guard !config.queues.isEmpty else { throw ConfigError(name: "queues", message: "a runner serves at least one queue") }
@@ -64,7 +66,7 @@ public final class JobRunner: Service, Sendable {
         self.logger = logger
         var services: [any Service] = [
             Heartbeat(
-                store: controlStore, record: record, interval: config.heartbeatInterval, lease: lease, gate: gate,
+                store: controlStore, record: record, interval: config.heartbeatInterval, lease: lease, gate: gate, migrations: migrations,
                 stillRunning: { executor.runningClaims.count }, logger: logger),
             completer,
             ProgressFlusher(store: store, board: board, runnerID: id, interval: config.progressInterval, logger: logger),
