@@ -55,7 +55,7 @@ public struct JobOptions: Sendable, Equatable {
     /// Options with the defaults, changed where given.
     public init(
         queue: String = "default", priority: Int16 = 0, runAt: Date? = nil, maxAttempts: Int32 = 25,
-        uniqueKey: String? = nil, meta: [String: String] = [:]
+        uniqueKey: String? = nil, meta: [String: String] = [:], announceFinish: Bool = false
     ) {
         self.queue = queue
         self.priority = priority
@@ -63,6 +63,15 @@ public struct JobOptions: Sendable, Equatable {
         self.maxAttempts = maxAttempts
         self.uniqueKey = uniqueKey
         self.meta = meta
+        self.announceFinish = announceFinish
+    }
+
+    /// Runners announce this job's finish on `skipper_events`, so ``JobHandle/result(timeout:)`` sees it at once
+    /// (else within a second). Each announced finish is a NOTIFY, which PostgreSQL serialises with every other
+    /// notifying commit: set it on jobs someone awaits, not on the bulk of a busy queue. Kept in `meta`.
+    public var announceFinish: Bool {
+        get { self.meta[announceFinishKey] != nil }
+        set { self.meta[announceFinishKey] = newValue ? "1" : nil }
     }
 }
 

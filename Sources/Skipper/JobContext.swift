@@ -150,7 +150,19 @@ public struct JobContext: Sendable {
                 let value = try await withTaskCancellationHandler {
                     try await body(connection)
                 } onCancel: {
-                    cancel.withLock { $0 = Task { try? await canceller.perform("SELECT pg_cancel_backend(\(backend))", logger: logger) } }
+                    cancel.withLock {
+                        $0 = Task {
+                            do {
+                                try await canceller.perform("SELECT pg_cancel_backend(\(backend))", logger: logger)
+                            } catch {
+                                // Not sent (the control connections log in as another role, say): the statement
+                                // runs to its end, or until the connection is closed.
+                                logger.warning(
+                                    "could not cancel a stopped job's statement",
+                                    metadata: ["backend.pid": "\(backend)", "error": "\(describe(error))"])
+                            }
+                        }
+                    }
                 }
                 await settle()
                 return value

@@ -99,18 +99,23 @@ public enum HandlerTester {
             return output
         }
         let cancelled = Atomic<Bool>(false)
+        let timedOut = Atomic<Bool>(false)
+        let started = ContinuousClock.now
+        // The cancel and the time limit, whichever comes first.
         let watcher = Task {
-            let started = ContinuousClock.now
-            if let cancelAfter {
-                try? await Task.sleep(for: cancelAfter)
+            if let cancelAfter, cancelAfter < timeout {
+                try? await Task.sleep(until: started + cancelAfter)
                 if Task.isCancelled { return }
                 cancelled.store(true, ordering: .relaxed)
                 attemptTask.cancel()
             }
             try? await Task.sleep(until: started + timeout)
-            if !Task.isCancelled { attemptTask.cancel() }
+            if Task.isCancelled { return }
+            timedOut.store(true, ordering: .relaxed)
+            attemptTask.cancel()
         }
-        let result = await attemptTask.result
+        // Cancelling the test cancels the attempt too.
+        let result = await withTaskCancellationHandler { await attemptTask.result } onCancel: { attemptTask.cancel() }
         watcher.cancel()
         let progress = reports.withLock { $0 }
         switch result {
@@ -119,7 +124,7 @@ public enum HandlerTester {
         case .failure(let error):
             // As the runner: an attempt that throws after its cancellation was cancelled, whatever it threw.
             if cancelled.load(ordering: .relaxed) { return HandlerRun(outcome: .cancelled, progress: progress) }
-            if attemptTask.isCancelled { return HandlerRun(outcome: .failed(TimedOut(after: timeout)), progress: progress) }
+            if timedOut.load(ordering: .relaxed) { return HandlerRun(outcome: .failed(TimedOut(after: timeout)), progress: progress) }
             return HandlerRun(outcome: .failed(error), progress: progress)
         }
     }

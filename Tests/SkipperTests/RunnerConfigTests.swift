@@ -50,6 +50,18 @@ import Testing
             ($0 as? ConfigError)?.name == "handlers"
         }
         #expect(try JobRunner(postgres: postgres, config: RunnerConfig(), handlers: BuiltIn.handlers, logger: logger).id.isEmpty == false)
+        // Fields set in code are held to the environment's bounds: a zero lease made the heartbeat spin.
+        for (field, change) in [
+            ("RESCUE_AFTER", { (c: inout RunnerConfig) in c.rescueAfter = .zero }), ("POLL_INTERVAL", { $0.pollInterval = .zero }),
+            ("RETENTION", { $0.retention = .seconds(1) }), ("WORKERS", { $0.workers = 0 }), ("QUEUES", { $0.queues = [] }),
+            ("MAINTENANCE_INTERVAL", { $0.maintenanceIntervalSetting = .milliseconds(1) }),
+        ] as [(String, (inout RunnerConfig) -> Void)] {
+            var config = RunnerConfig()
+            change(&config)
+            #expect { try JobRunner(postgres: postgres, config: config, handlers: BuiltIn.handlers, logger: logger) } throws: {
+                ($0 as? ConfigError)?.name.hasPrefix(field) == true
+            }
+        }
     }
 
     @Test func badValuesNameTheirVariable() {

@@ -1,10 +1,11 @@
 import Foundation
 import Logging
 import PostgresNIO
-import Skipper
 import SkipperTesting
 import Testing
 import TestSupport
+
+@testable import Skipper
 
 /// A handler of an application's own, as its tests would exercise it with SkipperTesting.
 struct CountTo: JobHandler {
@@ -103,30 +104,54 @@ struct Boom: JobHandler {
     @Test func aHandleAwaitsItsTypedResultItsFailureAndItsCancel() async throws {
         try await withTestDatabase { db in
             let configuration = db.config.clientConfiguration(maxConnections: 8, applicationName: "typed")
-            var config = RunnerConfig()
-            // A poll too slow to matter: the result must come from the finish's notification.
-            config.pollInterval = .seconds(30)
             try await RunnerTester.with(
-                configuration: configuration, handlers: [AnyJobHandler(CountTo()), AnyJobHandler(Boom())], config: config
+                configuration: configuration,
+                handlers: [AnyJobHandler(CountTo()), AnyJobHandler(Boom()), AnyJobHandler(BuiltIn.Noop())]
             ) { runner in
                 let skipper = runner.client
-                let counted = try await skipper.enqueue(CountTo(), .init(n: 3))
+                let awaited = JobOptions(announceFinish: true)
+                let counted = try await skipper.enqueue(CountTo(), .init(n: 3), options: awaited)
                 #expect(try await counted.result(timeout: .seconds(20)) == CountTo.Output(counted: 3))
                 #expect(try await counted.status() == .completed)
 
-                let boom = try await skipper.enqueue(Boom(), .init())
+                let boom = try await skipper.enqueue(Boom(), .init(), options: awaited)
                 await #expect(throws: JobResultError.failed(id: boom.id, error: "boom")) { try await boom.result(timeout: .seconds(20)) }
 
-                let long = try await skipper.enqueue(CountTo(), .init(n: 10_000, pauseMs: 20))
+                let long = try await skipper.enqueue(CountTo(), .init(n: 10_000, pauseMs: 20), options: awaited)
                 #expect(try await eventually { try await long.status() == .running })
                 #expect(try await long.cancel() == .requested)
                 await #expect(throws: JobResultError.cancelled(id: long.id)) { try await long.result(timeout: .seconds(20)) }
 
-                // A plain completion of a job enqueued with the typed API is announced: awaited promptly.
-                let quick = try await skipper.enqueue(CountTo(), .init(n: 0))
+                // A plain completion (no result, no progress) asked to be announced is: seen at once, with no look
+                // at the job for a minute.
+                let quick = try await skipper.enqueue(BuiltIn.Noop(), .init(), options: awaited)
                 let asked = ContinuousClock.now
-                #expect(try await quick.result(timeout: .seconds(20)) == CountTo.Output(counted: 0))
-                #expect(ContinuousClock.now - asked < .seconds(5))
+                #expect(try await quick.result(timeout: .seconds(20), lookEvery: .seconds(60)) == nil)
+                #expect(ContinuousClock.now - asked < .seconds(3))
+                // Not asked to be announced: seen by the look.
+                let unannounced = try await skipper.enqueue(CountTo(), .init(n: 1))
+                #expect(try await unannounced.result(timeout: .seconds(20), lookEvery: .milliseconds(200)) == CountTo.Output(counted: 1))
+            }
+        }
+    }
+
+    /// Waiters read on the connection they listen on: as many waiters as the pool has connections still end.
+    @Test func asManyWaitersAsConnectionsDoNotStarveEachOther() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient(maxConnections: 2) { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                let first = try await skipper.enqueue(CountTo(), .init(n: 1))
+                let second = try await skipper.enqueue(CountTo(), .init(n: 1))
+                let started = ContinuousClock.now
+                // No runner: both time out, each after its own 2 s, neither waiting for a connection the other holds.
+                async let a = Result { try await first.result(timeout: .seconds(2)) }
+                async let b = Result { try await second.result(timeout: .seconds(2)) }
+                let outcomes = await [a, b]
+                for outcome in outcomes {
+                    guard case .failure(let error) = outcome else { Issue.record("no runner, yet a result"); continue }
+                    #expect((error as? JobResultError).map { if case .timedOut = $0 { return true } else { return false } } == true, "\(error)")
+                }
+                #expect(ContinuousClock.now - started < .seconds(8))
             }
         }
     }

@@ -61,41 +61,39 @@ extension JobHandle where Handler.Output: Decodable {
     /// Waits until the job finishes and returns its result as the handler's `Output` (nil when it returned none);
     /// throws ``JobResultError`` when it failed, was cancelled, or did not finish within `timeout`.
     ///
-    /// Driven by `LISTEN skipper_events`, on which runners announce the finish of jobs enqueued with the typed API
-    /// (and of any job that failed, was stopped or reported progress), with a look every second for changes nobody
-    /// announces (a rescue, a cancel before the job ran). Holds one pooled connection while it waits.
+    /// It listens on `skipper_events` and looks at the job once a second: a job enqueued with
+    /// ``JobOptions/announceFinish`` (or one that fails, is stopped or reports progress) is announced by its runner
+    /// and seen at once; any other within the second. Holds one pooled connection while it waits, and does all its
+    /// reading on it (none other is needed, so waiters cannot starve the pool of the connections they wait for).
     public func result(timeout: Duration = .seconds(60)) async throws -> Handler.Output? {
+        try await self.result(timeout: timeout, lookEvery: .seconds(1))
+    }
+
+    func result(timeout: Duration, lookEvery: Duration) async throws -> Handler.Output? {
         let deadline = ContinuousClock.now + timeout
-        let store = self.store, id = self.id
-        let finished: JobRecord? = try await store.client.withConnection { connection in
-            try await connection.listen(on: Channel.events) { notifications in
-                // A first look once LISTEN is in place: a finish before it is seen here, one after it is announced.
-                if let done = try await Self.finished(id, store) { return done }
-                return try await withThrowingTaskGroup(of: JobRecord?.self) { group in
-                    group.addTask {
-                        for try await notification in notifications where notification.payload == String(id) {
-                            if let done = try await Self.finished(id, store) { return done }
-                        }
-                        return nil
+        let id = self.id, client = self.store.client, logger = self.store.logger
+        let finished: FinishedJob?
+        do {
+            // Bounded as a whole, the wait for a pooled connection included.
+            finished = try await abandoningAfter(timeout + .seconds(1)) {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Channel.events) { notifications in
+                        // A first look once LISTEN is in place: a finish before it is seen here, one after it is announced.
+                        if let done = try await FinishedJob.look(id, on: connection, logger: logger) { return done }
+                        return try await Self.wait(
+                            id, notifications: notifications, connection: connection, deadline: deadline, lookEvery: lookEvery, logger: logger)
                     }
-                    group.addTask {
-                        while ContinuousClock.now < deadline {
-                            try await Task.sleep(until: min(deadline, ContinuousClock.now + .seconds(1)))
-                            if let done = try await Self.finished(id, store) { return done }
-                        }
-                        return nil
-                    }
-                    defer { group.cancelAll() }
-                    return try await group.next() ?? nil
                 }
             }
+        } catch is TimeLimitExceeded {
+            finished = nil
         }
-        guard let record = finished else {
-            throw JobResultError.timedOut(id: id, status: try await store.status(id: id))
+        guard let job = finished else {
+            throw JobResultError.timedOut(id: id, status: try await self.store.status(id: id))
         }
-        switch record.status {
+        switch job.status {
         case .completed:
-            guard let result = record.result, result != "null" else { return nil }
+            guard let result = job.result, result != "null" else { return nil }
             do {
                 return try JSONDecoder().decode(Handler.Output.self, from: Data(result.utf8))
             } catch {
@@ -104,25 +102,71 @@ extension JobHandle where Handler.Output: Decodable {
         case .cancelled:
             throw JobResultError.cancelled(id: id)
         default:
-            throw JobResultError.failed(id: id, error: Self.lastError(record.errors))
+            throw JobResultError.failed(id: id, error: job.lastError)
         }
     }
 
-    /// The job's row once it is finished; throws `notFound` when there is no such job.
-    private static func finished(_ id: Int64, _ store: JobStore) async throws -> JobRecord? {
-        guard let record = try await store.job(id: id) else { throw JobResultError.notFound(id: id) }
-        return record.status.isFinished ? record : nil
-    }
-
-    private static func lastError(_ errors: String) -> String {
-        guard let entries = try? JSONSerialization.jsonObject(with: Data(errors.utf8)) as? [[String: Any]],
-            let last = entries.last?["error"] as? String
-        else { return "no error recorded" }
-        return last
+    private static func wait(
+        _ id: Int64, notifications: PostgresNotificationSequence, connection: PostgresConnection, deadline: ContinuousClock.Instant,
+        lookEvery: Duration, logger: Logger
+    ) async throws -> FinishedJob? {
+        try await withThrowingTaskGroup(of: WaitEvent.self) { group in
+            group.addTask {
+                for try await notification in notifications where notification.payload == String(id) {
+                    if let done = try await FinishedJob.look(id, on: connection, logger: logger) { return .finished(done) }
+                }
+                return .listenerEnded
+            }
+            group.addTask {
+                while ContinuousClock.now < deadline {
+                    try await Task.sleep(until: min(deadline, ContinuousClock.now + lookEvery))
+                    if let done = try await FinishedJob.look(id, on: connection, logger: logger) { return .finished(done) }
+                }
+                return .deadline
+            }
+            defer { group.cancelAll() }
+            // The notifications ending early (the connection dropped) is not the deadline: the looks go on.
+            while let event = try await group.next() {
+                switch event {
+                case .finished(let job): return job
+                case .deadline: return nil
+                case .listenerEnded: continue
+                }
+            }
+            return nil
+        }
     }
 }
 
-/// The meta key that asks runners to announce a job's finish on `skipper_events` (see ``JobHandle/result(timeout:)``).
+/// What ends one of the waits of ``JobHandle/result(timeout:)``.
+private enum WaitEvent: Sendable {
+    case finished(FinishedJob)
+    case listenerEnded
+    case deadline
+}
+
+/// What ``JobHandle/result(timeout:)`` reads of a finished job, on its own connection.
+struct FinishedJob: Sendable {
+    let status: JobStatus
+    let result: String?
+    let lastError: String
+
+    /// The job once it has finished, nil while it has not; throws `notFound` when there is no such job.
+    static func look(_ id: Int64, on connection: PostgresConnection, logger: Logger) async throws -> FinishedJob? {
+        let rows = try await connection.query(
+            """
+            SELECT status, result::text, coalesce(errors -> -1 ->> 'error', 'no error recorded')
+            FROM skipper.jobs WHERE id = \(id)
+            """,
+            logger: logger)
+        for try await (status, result, error) in rows.decode((JobStatus, String?, String).self) {
+            return status.isFinished ? FinishedJob(status: status, result: result, lastError: error) : nil
+        }
+        throw JobResultError.notFound(id: id)
+    }
+}
+
+/// The meta key that asks runners to announce a job's finish on `skipper_events` (``JobOptions/announceFinish``).
 let announceFinishKey = "skipper.announce_finish"
 
 extension SkipperClient {
@@ -156,15 +200,13 @@ extension SkipperClient {
     }
 
     /// `args` as the JSON a row holds, refused (``ArgumentsError``) unless it is an object that decodes back into
-    /// the handler's `Args` and passes its check; and the options asking runners to announce the finish.
+    /// the handler's `Args` and passes its check.
     static func checked<Handler: JobHandler>(
         _ handler: Handler, _ args: Handler.Args, _ options: JobOptions
     ) throws -> (String, JobOptions) where Handler.Args: Encodable {
         let json = try Self.encode(args)
         guard json.first == "{" else { throw ArgumentsError(field: "", message: "must encode as a JSON object, not \(json.prefix(40))") }
         try AnyJobHandler(handler).validate(json)
-        var options = options
-        options.meta[announceFinishKey] = "1"
         return (json, options)
     }
 }

@@ -19,8 +19,8 @@ public final class JobRunner: Service, Sendable {
     let services: [any Service]
     let logger: Logger
 
-    /// Wires a runner for `handlers`; two handlers of one kind, no handler at all, or no queue are a ``ConfigError``
-    /// (name `handlers` or `queues`). With `migrations` (a ``SkipperMigrations`` in the same ServiceGroup), the runner
+    /// Wires a runner for `handlers`; two handlers of one kind, no handler at all, or a setting out of its bounds
+    /// (``RunnerConfig/validate()``) are a ``ConfigError``. With `migrations` (a ``SkipperMigrations`` in the same ServiceGroup), the runner
     /// starts once they are applied. `control` is a small pool of
     /// the runner's own (two connections are plenty) for its heartbeat, which must land whatever the handlers do
     /// with `postgres`; without it the heartbeat shares `postgres`, and handlers that hold every connection can
@@ -30,11 +30,7 @@ public final class JobRunner: Service, Sendable {
         migrations: SkipperMigrations? = nil, logger: Logger
     ) throws(ConfigError) {
         guard !handlers.isEmpty else { throw ConfigError(name: "handlers", message: "a runner needs at least one handler") }
-        guard !config.queues.isEmpty else { throw ConfigError(name: "queues", message: "a runner serves at least one queue") }
-        guard (1...10_000).contains(config.workers) else {
-            throw ConfigError(name: "workers", message: "must be from 1 to 10000, not \(config.workers)")
-        }
-        guard config.claimBatch >= 1 else { throw ConfigError(name: "claimBatch", message: "must be at least 1, not \(config.claimBatch)") }
+        try config.validate()
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)

@@ -51,6 +51,36 @@ public struct RunnerConfig: Sendable {
     /// Every default; reads nothing from the environment.
     public init() {}
 
+    /// Checks every field against its bounds (the same as the environment's), naming the variable and the field:
+    /// a config built in code with `rescueAfter = .zero` made the heartbeat and maintenance loops spin, and a poll
+    /// interval of zero an idle runner. ``JobRunner`` calls it.
+    public func validate() throws(ConfigError) {
+        func check(_ value: Int, _ range: ClosedRange<Int>, _ name: String) throws(ConfigError) {
+            guard range.contains(value) else {
+                throw ConfigError(name: name, message: "must be from \(range.lowerBound) to \(range.upperBound), not \(value)")
+            }
+        }
+        func check(_ value: Duration?, _ range: ClosedRange<Duration>, _ name: String) throws(ConfigError) {
+            guard let value else { return }
+            guard range.contains(value) else {
+                throw ConfigError(name: name, message: "must be from \(range.lowerBound) to \(range.upperBound), not \(value)")
+            }
+        }
+        try check(self.workers, 1...10_000, "WORKERS (workers)")
+        try check(self.claimBatch, 1...10_000, "CLAIM_BATCH (claimBatch)")
+        try check(self.batchSize, 100...1_000_000, "BATCH_SIZE (batchSize)")
+        guard !self.queues.isEmpty, self.queues.allSatisfy({ !$0.isEmpty }) else {
+            throw ConfigError(name: "QUEUES (queues)", message: "must name at least one queue, none empty")
+        }
+        try check(self.pollInterval, .milliseconds(10) ... .seconds(3600), "POLL_INTERVAL (pollInterval)")
+        try check(self.rescueAfter, .seconds(1) ... .seconds(86_400), "RESCUE_AFTER (rescueAfter)")
+        try check(self.shutdownGrace, .zero ... .seconds(86_400), "SHUTDOWN_GRACE (shutdownGrace)")
+        try check(self.retention, .seconds(60) ... .seconds(3650 * 86_400), "RETENTION (retention)")
+        try check(self.cancelSweepSetting, .milliseconds(50) ... .seconds(3600), "CANCEL_SWEEP (cancelSweepSetting)")
+        try check(self.maintenanceIntervalSetting, .milliseconds(100) ... .seconds(3600), "MAINTENANCE_INTERVAL (maintenanceIntervalSetting)")
+        try check(self.progressInterval, .milliseconds(10) ... .seconds(3600), "PROGRESS_INTERVAL (progressInterval)")
+    }
+
     /// Defaults, changed by the process environment (or `environment`): skipper-runner's configuration, one
     /// variable per field. A value out of its bounds is a ``ConfigError`` naming the variable.
     public static func fromEnvironment(
