@@ -4,8 +4,8 @@ import Skipper
 
 /// The options every subcommand shares: where the migrations are and which database to move.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: "Folder of NNNNNN_name.up.sql / .down.sql files.")
-    var path = "./migrations"
+    @Option(help: "Folder of NNNNNN_name.up.sql / .down.sql files (default: the migrations built into this binary).")
+    var path: String?
 
     @Option(help: "postgres://user:password@host:port/database (default: DATABASE_URL, else the DB_* variables).")
     var databaseURL: String?
@@ -13,7 +13,12 @@ struct ConnectionOptions: ParsableArguments {
     /// Reads and checks the folder first, so bad input never touches the database.
     /// `check` sees the folder before any connection is made, to refuse a version the folder does not have.
     func migrator(check: (MigrationSource) throws(MigrateError) -> Void = { _ in }) throws(MigrateError) -> Migrator {
-        let source = try MigrationSource(path: self.path)
+        let source: MigrationSource
+        if let path = self.path {
+            source = try MigrationSource(path: path)
+        } else {
+            source = try MigrationSource.builtIn()
+        }
         try check(source)
         let database: DatabaseConfig
         do {

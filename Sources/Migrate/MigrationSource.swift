@@ -1,4 +1,5 @@
 import Foundation
+import Skipper
 
 /// One version's pair of files: `NNNNNN_name.up.sql` and `NNNNNN_name.down.sql`.
 struct Migration: Equatable {
@@ -69,6 +70,28 @@ struct MigrationSource {
             }
         }
         self.migrations = migrations
+    }
+
+    /// The migrations built into this binary (the same as migrations/ when it was built), written once to a folder
+    /// named by their content under the temporary directory, so skipper-migrate needs no migrations folder of its
+    /// own and works from any directory.
+    static func builtIn() throws(MigrateError) -> MigrationSource {
+        let files = BuiltInMigrations.files
+        let key = SchemaLock.crc32(Array(files.map { $0.name + "\u{0}" + $0.text }.joined().utf8))
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("skipper-migrations-\(SkipperMigrations.latestVersion)-\(String(key, radix: 16))", isDirectory: true)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            for (name, text) in files {
+                let file = folder.appendingPathComponent(name)
+                if (try? String(contentsOf: file, encoding: .utf8)) != text {
+                    try Data(text.utf8).write(to: file, options: .atomic)
+                }
+            }
+        } catch {
+            throw .source("cannot write the built-in migrations to \(folder.path): \(error.localizedDescription)")
+        }
+        return try MigrationSource(path: folder.path)
     }
 
     /// The migration with this version, if the folder has it.

@@ -26,6 +26,22 @@ import TestSupport
         }
     }
 
+    /// The CLI defaulted to ./migrations, so it worked only from the checkout; without --path it now applies the
+    /// migrations built into it, from any directory, and `status` lists them.
+    @Test func withoutAPathTheBuiltInMigrationsApplyFromAnyDirectory() async throws {
+        try await withTestDatabase(migrated: false) { db in
+            let migrate = Executables.path("skipper-migrate")
+            var env = ProcessInfo.processInfo.environment
+            env["DATABASE_URL"] = db.url
+            let up = try await runProcess("/bin/sh", ["-c", "cd / && exec \"$0\" up", migrate], environment: env)
+            #expect(up.status == 0, "\(up.stdout)\(up.stderr)")
+            #expect(up.stdout.contains("applied 000001_skipper_queue"), "\(up.stdout)")
+            #expect(try await db.scalar("SELECT version || ':' || dirty FROM schema_migrations") == "\(SchemaVersion.expected):false")
+            let status = try await runProcess("/bin/sh", ["-c", "cd / && exec \"$0\" status", migrate], environment: env)
+            #expect(status.status == 0 && status.stdout.contains("pending:  0"), "\(status.stdout)\(status.stderr)")
+        }
+    }
+
     @Test func threeConcurrentUpsApplyEachMigrationOnce() async throws {
         try await withTestDatabase(migrated: false) { db in
             async let a = migrate(["up"], url: db.url)

@@ -15,6 +15,13 @@ struct EmbeddedMigration: Sendable {
     var label: String { String(repeating: "0", count: max(0, 6 - String(self.version).count)) + "\(self.version)_\(self.name)" }
 }
 
+/// The built-in migrations as the files they were made from (`NNNNNN_name.up.sql`, text), for skipper-migrate.
+package enum BuiltInMigrations {
+    package static var files: [(name: String, text: String)] {
+        EmbeddedMigrations.all.flatMap { [("\($0.label).up.sql", $0.up + "\n"), ("\($0.label).down.sql", $0.down + "\n")] }
+    }
+}
+
 /// Why migrating stopped.
 public enum MigrationError: Error, CustomStringConvertible, Equatable {
     /// A migration failed earlier and nobody has looked since (`skipper-migrate force` after fixing it).
