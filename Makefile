@@ -48,6 +48,7 @@ db-stop:
 
 migrate-up: build
 	$(WITH_DB) $(BIN)/skipper-migrate up
+	$(WITH_DB) $(BIN)/skipper-migrate up --path migrations/shop
 
 migrate-down: build
 	$(WITH_DB) $(BIN)/skipper-migrate down $(STEPS)

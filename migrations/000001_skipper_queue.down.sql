@@ -4,4 +4,4 @@ DROP TABLE skipper.job_artifacts;
 DROP TABLE skipper.kinds;
 DROP TABLE skipper.runners;
 DROP TABLE skipper.jobs;
-DROP SCHEMA skipper;
+-- The schema stays: it holds skipper.schema_migrations, the version table.

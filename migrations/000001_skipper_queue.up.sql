@@ -1,5 +1,5 @@
 -- Skipper's queue: every job is a row in skipper.jobs.
-CREATE SCHEMA skipper;
+CREATE SCHEMA IF NOT EXISTS skipper;
 
 CREATE TABLE skipper.jobs (
     id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

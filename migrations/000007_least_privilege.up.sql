@@ -42,20 +42,18 @@ $$;
 REVOKE ALL ON FUNCTION skipper.create_job_partitions(integer), skipper.drop_job_partitions(interval), skipper.validate_cutover() FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA skipper TO skipper_api, skipper_runner;
-GRANT SELECT ON public.schema_migrations TO skipper_api, skipper_runner;
+GRANT SELECT ON skipper.schema_migrations TO skipper_api, skipper_runner;
 
--- The API: inserts jobs, reads them, cancels and retries them; reads kinds and artifacts; the shop's orders.
+-- The API: inserts jobs, reads them, cancels and retries them; reads kinds and artifacts. (What it may do with the
+-- demo shop's tables is the shop's migrations' business: migrations/shop.)
 GRANT SELECT, INSERT, UPDATE ON skipper.jobs TO skipper_api;
 GRANT SELECT, INSERT, UPDATE ON skipper.job_counts TO skipper_api, skipper_runner;
 GRANT SELECT ON skipper.partitioning TO skipper_api, skipper_runner;
 GRANT USAGE ON SEQUENCE skipper.job_ids TO skipper_api;
 GRANT SELECT ON skipper.kinds, skipper.job_artifacts, skipper.queue_stats, skipper.running_jobs TO skipper_api;
-GRANT SELECT, UPDATE ON products TO skipper_api;
-GRANT SELECT, INSERT, UPDATE ON orders TO skipper_api;
-GRANT SELECT ON sales_report TO skipper_api;
 
 -- The runners: claim, finish and rescue jobs (and enqueue follow-ups), prune what finished before the cutover,
--- their own rows, the kinds they serve, artifacts; the partitions through the functions above; the shop's jobs.
+-- their own rows, the kinds they serve, artifacts; the partitions through the functions above.
 GRANT SELECT, INSERT, UPDATE ON skipper.jobs TO skipper_runner;
 GRANT SELECT, DELETE ON skipper.jobs_active TO skipper_runner;
 GRANT USAGE ON SEQUENCE skipper.job_ids, skipper.job_leases TO skipper_runner;
@@ -65,6 +63,3 @@ GRANT SELECT, INSERT, DELETE ON skipper.job_artifacts TO skipper_runner;
 GRANT SELECT ON skipper.queue_stats, skipper.running_jobs TO skipper_runner;
 GRANT EXECUTE ON FUNCTION skipper.create_job_partitions(integer), skipper.drop_job_partitions(interval), skipper.validate_cutover()
     TO skipper_runner;
-GRANT SELECT ON transactions, orders, products TO skipper_runner;
-GRANT SELECT, INSERT, DELETE ON settlements, settlement_staging TO skipper_runner;
-GRANT SELECT, UPDATE ON sales_report TO skipper_runner;

@@ -21,7 +21,7 @@ GRANT skipper_runner TO skipper_runner_login;
 -- The database's owner may create schemas in it and tables in its public schema (where the shop's tables live).
 -- Only for a database nobody migrated yet: objects made by another user stay theirs.
 SELECT format('ALTER DATABASE %I OWNER TO skipper_owner', current_database())
-WHERE to_regclass('public.schema_migrations') IS NULL \gexec
+WHERE to_regclass('public.schema_migrations') IS NULL AND NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'skipper') \gexec
 \if :{?owner_password}
 ALTER ROLE skipper_owner PASSWORD :'owner_password';
 \endif

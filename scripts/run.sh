@@ -17,7 +17,9 @@ if [ -n "${SKIPPER_PRIVATE_DB:-}" ]; then
     MIGRATE_URL=$(as "$owner") API_URL=$(as skipper_api_login) RUNNER_URL=$(as skipper_runner_login)
 fi
 
+# Skipper's migrations (built into skipper-migrate), then the demo shop's, which keep their own history.
 DATABASE_URL=$MIGRATE_URL "$BIN/skipper-migrate" up
+DATABASE_URL=$MIGRATE_URL "$BIN/skipper-migrate" up --path migrations/shop
 empty=$(psql -X -tA -d "$DATABASE_URL" -c \
     "SELECT NOT EXISTS (SELECT 1 FROM transactions) OR NOT EXISTS (SELECT 1 FROM products)")
 if [ "$empty" = "t" ]; then

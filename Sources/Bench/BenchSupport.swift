@@ -15,9 +15,12 @@ enum BenchDatabase {
             try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(config.database)"), logger: logger)
         }
         guard migrate else { return }
-        let migrated = try await runProcess(
-            Executables.path("skipper-migrate"), ["up", "--path", "migrations", "--database-url", config.url(redacted: false)])
-        guard migrated.status == 0 else { throw BenchError("skipper-migrate up failed: \(migrated.stderr)") }
+        // Skipper's migrations, then the demo shop's (the orders and settlement phases use its tables).
+        for folder in ["migrations", "migrations/shop"] {
+            let migrated = try await runProcess(
+                Executables.path("skipper-migrate"), ["up", "--path", folder, "--database-url", config.url(redacted: false)])
+            guard migrated.status == 0 else { throw BenchError("skipper-migrate up --path \(folder) failed: \(migrated.stderr)") }
+        }
     }
 }
 

@@ -17,6 +17,9 @@ struct MigrationSource {
     let folder: URL
     /// Ordered by version, oldest first.
     let migrations: [Migration]
+    /// Where the folder's history is kept: `skipper.schema_migrations` unless a `VERSION_TABLE` file in the folder
+    /// names another `schema.table` (an application's set, such as the demo shop's `public.schema_migrations`).
+    let versionTable: (schema: String, table: String)
 
     /// Reads `path`; every `.sql` file in it must be half of a well-named pair.
     init(path: String) throws(MigrateError) {
@@ -70,6 +73,16 @@ struct MigrationSource {
             }
         }
         self.migrations = migrations
+        let marker = self.folder.appendingPathComponent("VERSION_TABLE")
+        if let text = try? String(contentsOf: marker, encoding: .utf8) {
+            let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } }) else {
+                throw .source("\(marker.path) must name the version table as schema.table, not '\(text.trimmingCharacters(in: .whitespacesAndNewlines))'")
+            }
+            self.versionTable = (String(parts[0]), String(parts[1]))
+        } else {
+            self.versionTable = (SkipperHistory.schema, SkipperHistory.table)
+        }
     }
 
     /// The migrations built into this binary (the same as migrations/ when it was built), written once to a folder

@@ -2,7 +2,8 @@ import Foundation
 import Skipper
 
 /// Moves a database between versions of the migrations folder, one transaction per file, under golang-migrate's
-/// advisory lock and in its `schema_migrations(version, dirty)` table.
+/// advisory lock and in a `schema_migrations(version, dirty)` table as golang-migrate keeps it (Skipper's own:
+/// `skipper.schema_migrations`).
 struct Migrator {
     let source: MigrationSource
     let connection: PQConnection
@@ -208,21 +209,13 @@ struct Migrator {
 
     /// Holds golang-migrate's advisory lock while `body` runs; creates the version table on first use.
     ///
-    /// The table is found where the search path finds it, else created in the current schema. It is then named
-    /// with its schema, because a migration that creates a schema named like the user (`skipper`) changes what an
-    /// unqualified name resolves to.
+    /// The table is the folder's (``MigrationSource/versionTable``): Skipper's own history lives in
+    /// `skipper.schema_migrations`, apart from an application's; a folder says otherwise in a `VERSION_TABLE` file
+    /// (the demo shop's: `public.schema_migrations`). Before Skipper's history is first used, a database of the
+    /// layout before this build has it moved there (``SkipperHistory/adoptLegacyLayout``).
     private func locked(_ body: (State) throws(MigrateError) -> Void) throws(MigrateError) {
-        let schema = try self.sql { () throws(SQLFailure) -> String in
-            let rows = try self.connection.query(
-                """
-                SELECT coalesce(
-                  (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE c.oid = to_regclass('schema_migrations')),
-                  current_schema())
-                """)
-            return rows.first?.first.flatMap { $0 } ?? "public"
-        }
-        let lockID = AdvisoryLockID.forDatabase(self.database.database, schema: schema, table: "schema_migrations")
+        let (schema, name) = self.source.versionTable
+        let lockID = AdvisoryLockID.forDatabase(self.database.database, schema: schema, table: name)
         // Polled rather than waited for: a session blocked in pg_advisory_lock sits in an open transaction, which a
         // CREATE INDEX CONCURRENTLY of the migrator holding the lock would wait for, deadlocking the two.
         try self.sql { () throws(SQLFailure) in
@@ -231,8 +224,12 @@ struct Migrator {
             }
         }
         defer { _ = try? self.connection.query("SELECT pg_advisory_unlock($1)", [String(lockID)]) }
-        let table = Self.quoted(schema) + ".schema_migrations"
+        let table = Self.quoted(schema) + "." + Self.quoted(name)
         let state = try self.sql { () throws(SQLFailure) -> State in
+            if schema == SkipperHistory.schema && name == SkipperHistory.table {
+                try self.connection.execScript(SkipperHistory.adoptLegacyLayout)
+            }
+            try self.connection.query("CREATE SCHEMA IF NOT EXISTS \(Self.quoted(schema))")
             try self.connection.query(
                 "CREATE TABLE IF NOT EXISTS \(table) (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)")
             let rows = try self.connection.query("SELECT version, dirty FROM \(table) LIMIT 1")

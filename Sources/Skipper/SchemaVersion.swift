@@ -6,7 +6,7 @@ public enum SchemaVersion {
     /// The newest file in migrations/ when this build was made; a test keeps the two equal.
     public static let expected: Int64 = 8
 
-    /// What the database's `schema_migrations` table says.
+    /// What Skipper's history (`skipper.schema_migrations`) says.
     public enum Status: Sendable, Equatable, CustomStringConvertible {
         /// At the expected version, or newer (a newer build migrated first; it stays compatible).
         case ready(version: Int64)
@@ -35,12 +35,19 @@ public enum SchemaVersion {
         }
     }
 
-    /// Reads the version through any connection of `client`.
+    /// Reads Skipper's own history (`skipper.schema_migrations`) through any connection of `client`: an
+    /// application's history beside it (its golang-migrate `public.schema_migrations`, say) is never mistaken for it.
     public static func check(_ client: PostgresClient, logger: Logger) async throws -> Status {
-        // The table is absent on a database nobody migrated; a query naming it would fail to parse there.
-        let exists = try await client.query("SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger)
-        for try await present in exists.decode(Bool.self) where !present { return .empty }
-        let rows = try await client.query("SELECT version, dirty FROM schema_migrations LIMIT 1", logger: logger)
+        // The table is absent on a database nobody migrated; a query naming it would fail to parse there. A
+        // database of the layout before this build (the history in public.schema_migrations) needs skipper-migrate
+        // up, which moves it.
+        let exists = try await client.query(
+            """
+            SELECT to_regclass('skipper.schema_migrations') IS NOT NULL,
+                   CASE WHEN to_regclass('skipper.jobs') IS NOT NULL THEN to_regclass('public.schema_migrations') IS NOT NULL ELSE false END
+            """, logger: logger)
+        for try await (present, legacy) in exists.decode((Bool, Bool).self) where !present { return legacy ? .behind(version: 0) : .empty }
+        let rows = try await client.query("SELECT version, dirty FROM skipper.schema_migrations LIMIT 1", logger: logger)
         for try await (version, dirty) in rows.decode((Int64, Bool).self) {
             if dirty { return .dirty(version: version) }
             return version >= Self.expected ? .ready(version: version) : .behind(version: version)

@@ -45,6 +45,7 @@ DB=skipper_contract
 URL="${base%/*}/$DB$query"
 psql -X -q -d "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 DATABASE_URL="$URL" "$BIN/skipper-migrate" up >/dev/null
+DATABASE_URL="$URL" "$BIN/skipper-migrate" up --path migrations/shop >/dev/null
 psql -X -q -d "$URL" -c "INSERT INTO products (name, category, stock, price_cents) SELECT 'p' || i, 'c' || (i % 3), 1000000, 100 * i FROM generate_series(1, 20) i"
 
 # The API (with a token, on loopback) and a runner, so that kinds are registered and jobs run.

@@ -62,11 +62,11 @@ import TestSupport
                 }
                 #expect(versions == [SchemaVersion.expected, SchemaVersion.expected])
                 #expect(try await Self.fingerprint(byLibrary) == (try await Self.fingerprint(byCLI)))
-                #expect(try await byLibrary.scalar("SELECT version || ':' || dirty FROM schema_migrations") == "\(SchemaVersion.expected):false")
+                #expect(try await byLibrary.scalar("SELECT version || ':' || dirty FROM skipper.schema_migrations") == "\(SchemaVersion.expected):false")
                 // Nothing left to do, then a dirty schema stops it.
                 try await byLibrary.withClient(maxConnections: 2) { client in
                     #expect(try await SkipperMigrations(postgres: client, logger: self.logger).apply() == SchemaVersion.expected)
-                    try await byLibrary.query("UPDATE schema_migrations SET dirty = true")
+                    try await byLibrary.query("UPDATE skipper.schema_migrations SET dirty = true")
                     await #expect(throws: MigrationError.dirty(version: SchemaVersion.expected)) {
                         try await SkipperMigrations(postgres: client, logger: self.logger).apply()
                     }

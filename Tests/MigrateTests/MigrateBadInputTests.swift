@@ -52,7 +52,7 @@ import TestSupport
             #expect(lines.count == 1, "\(result.stderr)")
             #expect(result.stderr.hasPrefix("skipper-migrate: "))
             #expect(result.stderr.contains(bad.expected), "\(result.stderr)")
-            #expect(try await db.scalar("SELECT to_regclass('schema_migrations') IS NULL") == "true")
+            #expect(try await db.scalar("SELECT to_regclass('skipper.schema_migrations') IS NULL") == "true")
         }
     }
 

@@ -21,7 +21,7 @@ import TestSupport
                 #expect(!empty.contains("skipper"))
                 #expect(try await migrate(["up"], url: thrice.url).status == 0)
                 #expect(try await schemaDump(once.url) == schemaDump(thrice.url))
-                #expect(try await thrice.scalar("SELECT version || ':' || dirty FROM schema_migrations") == "\(SchemaVersion.expected):false")
+                #expect(try await thrice.scalar("SELECT version || ':' || dirty FROM skipper.schema_migrations") == "\(SchemaVersion.expected):false")
             }
         }
     }
@@ -36,7 +36,7 @@ import TestSupport
             let up = try await runProcess("/bin/sh", ["-c", "cd / && exec \"$0\" up", migrate], environment: env)
             #expect(up.status == 0, "\(up.stdout)\(up.stderr)")
             #expect(up.stdout.contains("applied 000001_skipper_queue"), "\(up.stdout)")
-            #expect(try await db.scalar("SELECT version || ':' || dirty FROM schema_migrations") == "\(SchemaVersion.expected):false")
+            #expect(try await db.scalar("SELECT version || ':' || dirty FROM skipper.schema_migrations") == "\(SchemaVersion.expected):false")
             let status = try await runProcess("/bin/sh", ["-c", "cd / && exec \"$0\" status", migrate], environment: env)
             #expect(status.status == 0 && status.stdout.contains("pending:  0"), "\(status.stdout)\(status.stderr)")
         }
@@ -53,8 +53,8 @@ import TestSupport
             #expect(output.components(separatedBy: "applied 000001_skipper_queue").count - 1 == 1)
             #expect(output.components(separatedBy: "applied 000002_shop").count - 1 == 1)
             #expect(output.components(separatedBy: "no change").count - 1 == 2)
-            #expect(try await db.scalar("SELECT count(*) FROM schema_migrations") == "1")
-            #expect(try await db.scalar("SELECT version FROM schema_migrations") == "\(SchemaVersion.expected)")
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.schema_migrations") == "1")
+            #expect(try await db.scalar("SELECT version FROM skipper.schema_migrations") == "\(SchemaVersion.expected)")
         }
     }
 
@@ -73,7 +73,7 @@ import TestSupport
             #expect(line.contains("force \(SchemaVersion.expected)"))
             // Rolled back: the statement before the error left nothing behind.
             #expect(try await db.scalar("SELECT to_regclass('half_done') IS NULL") == "true")
-            #expect(try await db.scalar("SELECT version || ':' || dirty FROM schema_migrations") == "99:true")
+            #expect(try await db.scalar("SELECT version || ':' || dirty FROM skipper.schema_migrations") == "99:true")
 
             let status = try await migrate(["status"], url: db.url, path: folder)
             #expect(status.stdout.contains("version:  99 (dirty)"))
@@ -86,7 +86,7 @@ import TestSupport
             let fixed = try await migrate(["up"], url: db.url, path: folder)
             #expect(fixed.status == 0, "\(fixed.stderr)")
             #expect(fixed.stdout.contains("applied 000099_broken"))
-            #expect(try await db.scalar("SELECT version || ':' || dirty FROM schema_migrations") == "99:false")
+            #expect(try await db.scalar("SELECT version || ':' || dirty FROM skipper.schema_migrations") == "99:false")
             #expect(try await migrate(["down", "1"], url: db.url, path: folder).status == 0)
             #expect(try await db.scalar("SELECT to_regclass('oops') IS NULL") == "true")
         }

@@ -28,7 +28,7 @@ import TestSupport
             owner.password = nil
             let up = try await migrate(["up"], url: owner.url(redacted: false))
             #expect(up.status == 0, "\(up.stdout)\(up.stderr)")
-            #expect(try await db.scalar("SELECT version FROM schema_migrations") == "\(SchemaVersion.expected)")
+            #expect(try await db.scalar("SELECT version FROM skipper.schema_migrations") == "\(SchemaVersion.expected)")
             #expect(try await db.scalar("SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = 'skipper_owner'") == "false")
             for statement in ["GRANT pg_execute_server_program TO skipper_owner", "CREATE ROLE skipper_mine LOGIN",
                               "ALTER ROLE skipper_owner CREATEROLE"] {

@@ -19,9 +19,9 @@ import TestSupport
         }
         try await withTestDatabase { db in
             #expect(try await self.status(db) == .ready(version: SchemaVersion.expected))
-            try await db.query("UPDATE schema_migrations SET version = 1")
+            try await db.query("UPDATE skipper.schema_migrations SET version = 1")
             #expect(try await self.status(db) == .behind(version: 1))
-            try await db.query("UPDATE schema_migrations SET dirty = true")
+            try await db.query("UPDATE skipper.schema_migrations SET dirty = true")
             #expect(try await self.status(db) == .dirty(version: 1))
         }
     }

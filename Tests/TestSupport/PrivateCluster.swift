@@ -18,8 +18,10 @@ public struct PrivateCluster: Sendable {
         let url = String(started.stdout[range.upperBound...].prefix { $0 != "'" })
         let cluster = PrivateCluster(dir: dir, config: try DatabaseConfig(url: url))
         do {
-            let migrated = try await runProcess(Executables.path("skipper-migrate"), ["up", "--path", Paths.migrations.path, "--database-url", url])
-            guard migrated.status == 0 else { throw TestSetupError("migrate failed: \(migrated.stderr)") }
+            for folder in [Paths.migrations, Paths.shopMigrations] {
+                let migrated = try await runProcess(Executables.path("skipper-migrate"), ["up", "--path", folder.path, "--database-url", url])
+                guard migrated.status == 0 else { throw TestSetupError("migrate failed: \(migrated.stderr)") }
+            }
             let result = try await body(cluster)
             try await cluster.remove()
             return result

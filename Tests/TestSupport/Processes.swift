@@ -5,8 +5,10 @@ public enum Paths {
     /// The package root, found from this file's place in it.
     public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
-    /// migrations/
+    /// migrations/: Skipper's own.
     public static let migrations = root.appendingPathComponent("migrations", isDirectory: true)
+    /// migrations/shop/: the demo shop's, with its own history (public.schema_migrations).
+    public static let shopMigrations = migrations.appendingPathComponent("shop", isDirectory: true)
 }
 
 /// The package's built executables, beside the test binary in .build/<config>/.

@@ -20,11 +20,14 @@ actor TemplateCache {
             let building = name + "_building"
             _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(building) WITH (FORCE)"), logger: server.logger)
             _ = try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(building) TEMPLATE template0"), logger: server.logger)
-            let result = try await runProcess(
-                Executables.path("skipper-migrate"),
-                ["up", "--path", Paths.migrations.path, "--database-url", server.admin.with(database: building).url(redacted: false)])
-            guard result.status == 0 else {
-                throw TestSetupError("skipper-migrate up failed for the template: \(result.stderr)")
+            // Skipper's migrations, then the demo shop's (its own set and history), as make run does.
+            for folder in [Paths.migrations, Paths.shopMigrations] {
+                let result = try await runProcess(
+                    Executables.path("skipper-migrate"),
+                    ["up", "--path", folder.path, "--database-url", server.admin.with(database: building).url(redacted: false)])
+                guard result.status == 0 else {
+                    throw TestSetupError("skipper-migrate up --path \(folder.lastPathComponent) failed for the template: \(result.stderr)")
+                }
             }
             _ = try await connection.query(PostgresQuery(unsafeSQL: "ALTER DATABASE \(building) RENAME TO \(name)"), logger: server.logger)
             _ = try await connection.query(PostgresQuery(unsafeSQL: "ALTER DATABASE \(name) WITH ALLOW_CONNECTIONS false"), logger: server.logger)
@@ -36,9 +39,12 @@ actor TemplateCache {
     /// FNV-1a over the migration files' names and contents: a changed file makes a new template.
     static func migrationsHash() throws -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        let names = try FileManager.default.contentsOfDirectory(atPath: Paths.migrations.path).sorted()
-        for name in names {
-            let bytes = Array(name.utf8) + Array(try Data(contentsOf: Paths.migrations.appendingPathComponent(name)))
+        let files = try [Paths.migrations, Paths.shopMigrations].flatMap { folder in
+            try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted().map { folder.appendingPathComponent($0) }
+        }.filter { !$0.hasDirectoryPath && $0.lastPathComponent != "shop" }
+        for file in files {
+            let name = file.deletingLastPathComponent().lastPathComponent + "/" + file.lastPathComponent
+            let bytes = Array(name.utf8) + Array(try Data(contentsOf: file))
             for byte in bytes {
                 hash ^= UInt64(byte)
                 hash = hash &* 0x100_0000_01b3

@@ -8,7 +8,7 @@ enum EmbeddedMigrations {
             version: 1, name: "skipper_queue",
             up: #"""
 -- Skipper's queue: every job is a row in skipper.jobs.
-CREATE SCHEMA skipper;
+CREATE SCHEMA IF NOT EXISTS skipper;
 
 CREATE TABLE skipper.jobs (
     id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -124,75 +124,18 @@ DROP TABLE skipper.job_artifacts;
 DROP TABLE skipper.kinds;
 DROP TABLE skipper.runners;
 DROP TABLE skipper.jobs;
-DROP SCHEMA skipper;
+-- The schema stays: it holds skipper.schema_migrations, the version table.
 """#
         ),
         EmbeddedMigration(
             version: 2, name: "shop",
             up: #"""
--- The shop's tables: the ledger settled by the settlement job, and orders on limited stock.
-CREATE TABLE transactions (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    merchant_id  bigint      NOT NULL,
-    amount_cents bigint      NOT NULL CHECK (amount_cents >= 0),
-    fee_cents    bigint      NOT NULL CHECK (fee_cents >= 0),
-    status       text        NOT NULL CHECK (status IN ('PENDING', 'PAID', 'FAILED', 'REFUNDED')),
-    paid_at      timestamptz,
-    created_at   timestamptz NOT NULL DEFAULT now()
-);
--- Settlement reads PAID transactions by paid_at range.
-CREATE INDEX transactions_paid_at_idx ON transactions (paid_at) WHERE status = 'PAID';
-
-CREATE TABLE settlements (
-    merchant_id   bigint      NOT NULL,
-    date          date        NOT NULL,
-    gross_cents   bigint      NOT NULL,
-    fee_cents     bigint      NOT NULL,
-    net_cents     bigint      NOT NULL,
-    txn_count     bigint      NOT NULL,
-    generated_at  timestamptz NOT NULL DEFAULT now(),
-    unique_run_id text        NOT NULL,
-    CONSTRAINT settlements_merchant_date_key UNIQUE (merchant_id, date)
-);
-
-CREATE TABLE products (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name        text   NOT NULL,
-    category    text   NOT NULL,
-    stock       integer NOT NULL CHECK (stock >= 0),
-    price_cents bigint NOT NULL CHECK (price_cents >= 0)
-);
-
-CREATE TABLE orders (
-    id                 uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
-    product_id         bigint      NOT NULL REFERENCES products (id),
-    buyer_id           text        NOT NULL,
-    quantity           integer     NOT NULL CHECK (quantity > 0),
-    total_amount_cents bigint      NOT NULL,
-    status             text        NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING', 'PAID')),
-    created_at         timestamptz NOT NULL DEFAULT now(),
-    paid_at            timestamptz
-);
-CREATE INDEX orders_product_idx ON orders (product_id);
-
--- One row, recomputed by the report.refresh job under a row lock.
-CREATE TABLE sales_report (
-    id                  integer     PRIMARY KEY DEFAULT 1 CHECK (id = 1),
-    total_revenue_cents bigint      NOT NULL DEFAULT 0,
-    paid_orders         bigint      NOT NULL DEFAULT 0,
-    products_sold       bigint      NOT NULL DEFAULT 0,
-    unique_customers    bigint      NOT NULL DEFAULT 0,
-    by_category         jsonb       NOT NULL DEFAULT '{}'::jsonb,
-    updated_at          timestamptz NOT NULL DEFAULT now()
-);
-INSERT INTO sales_report (id) VALUES (1);
+-- Moved: the shop's tables are the demo application's, in its own migrations (migrations/shop, version table
+-- public.schema_migrations). Skipper's own schema never needs them; this version stays so histories keep counting.
 """#,
             down: #"""
-DROP TABLE sales_report;
-DROP TABLE orders;
-DROP TABLE products;
-DROP TABLE settlements;
-DROP TABLE transactions;
+-- Moved: the shop's tables are the demo application's, in its own migrations (migrations/shop, version table
+-- public.schema_migrations). Skipper's own schema never needs them; this version stays so histories keep counting.
 """#
         ),
         EmbeddedMigration(
@@ -213,23 +156,12 @@ DROP INDEX skipper.jobs_status_list_idx;
         EmbeddedMigration(
             version: 4, name: "settlement_staging",
             up: #"""
--- Partial results of settlement runs, published to `settlements` in one short transaction at the end of a run.
--- Unlogged: a crash loses only staging rows, and the rescued run starts over anyway.
-CREATE UNLOGGED TABLE settlement_staging (
-    run_id      text   NOT NULL,
-    merchant_id bigint NOT NULL,
-    date        date   NOT NULL,
-    gross_cents bigint NOT NULL,
-    fee_cents   bigint NOT NULL,
-    txn_count   bigint NOT NULL
-);
-CREATE INDEX settlement_staging_run_idx ON settlement_staging (run_id);
--- Settlements by day: a run replaces the days of its range, and people read them by date.
-CREATE INDEX settlements_date_idx ON settlements (date);
+-- Moved: the settlement's staging table is the demo shop's, in its own migrations (migrations/shop). This version
+-- stays so histories keep counting.
 """#,
             down: #"""
-DROP INDEX settlements_date_idx;
-DROP TABLE settlement_staging;
+-- Moved: the settlement's staging table is the demo shop's, in its own migrations (migrations/shop). This version
+-- stays so histories keep counting.
 """#
         ),
         EmbeddedMigration(
@@ -650,20 +582,18 @@ $$;
 REVOKE ALL ON FUNCTION skipper.create_job_partitions(integer), skipper.drop_job_partitions(interval), skipper.validate_cutover() FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA skipper TO skipper_api, skipper_runner;
-GRANT SELECT ON public.schema_migrations TO skipper_api, skipper_runner;
+GRANT SELECT ON skipper.schema_migrations TO skipper_api, skipper_runner;
 
--- The API: inserts jobs, reads them, cancels and retries them; reads kinds and artifacts; the shop's orders.
+-- The API: inserts jobs, reads them, cancels and retries them; reads kinds and artifacts. (What it may do with the
+-- demo shop's tables is the shop's migrations' business: migrations/shop.)
 GRANT SELECT, INSERT, UPDATE ON skipper.jobs TO skipper_api;
 GRANT SELECT, INSERT, UPDATE ON skipper.job_counts TO skipper_api, skipper_runner;
 GRANT SELECT ON skipper.partitioning TO skipper_api, skipper_runner;
 GRANT USAGE ON SEQUENCE skipper.job_ids TO skipper_api;
 GRANT SELECT ON skipper.kinds, skipper.job_artifacts, skipper.queue_stats, skipper.running_jobs TO skipper_api;
-GRANT SELECT, UPDATE ON products TO skipper_api;
-GRANT SELECT, INSERT, UPDATE ON orders TO skipper_api;
-GRANT SELECT ON sales_report TO skipper_api;
 
 -- The runners: claim, finish and rescue jobs (and enqueue follow-ups), prune what finished before the cutover,
--- their own rows, the kinds they serve, artifacts; the partitions through the functions above; the shop's jobs.
+-- their own rows, the kinds they serve, artifacts; the partitions through the functions above.
 GRANT SELECT, INSERT, UPDATE ON skipper.jobs TO skipper_runner;
 GRANT SELECT, DELETE ON skipper.jobs_active TO skipper_runner;
 GRANT USAGE ON SEQUENCE skipper.job_ids, skipper.job_leases TO skipper_runner;
@@ -673,18 +603,14 @@ GRANT SELECT, INSERT, DELETE ON skipper.job_artifacts TO skipper_runner;
 GRANT SELECT ON skipper.queue_stats, skipper.running_jobs TO skipper_runner;
 GRANT EXECUTE ON FUNCTION skipper.create_job_partitions(integer), skipper.drop_job_partitions(interval), skipper.validate_cutover()
     TO skipper_runner;
-GRANT SELECT ON transactions, orders, products TO skipper_runner;
-GRANT SELECT, INSERT, DELETE ON settlements, settlement_staging TO skipper_runner;
-GRANT SELECT, UPDATE ON sales_report TO skipper_runner;
 """#,
             down: #"""
 -- The grants go; the roles stay (they belong to the cluster, and other databases may use them).
-REVOKE ALL ON sales_report, settlements, settlement_staging, transactions, orders, products FROM skipper_api, skipper_runner;
 REVOKE ALL ON ALL TABLES IN SCHEMA skipper FROM skipper_api, skipper_runner;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA skipper FROM skipper_api, skipper_runner;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA skipper FROM skipper_api, skipper_runner;
 REVOKE ALL ON SCHEMA skipper FROM skipper_api, skipper_runner;
-REVOKE ALL ON public.schema_migrations FROM skipper_api, skipper_runner;
+REVOKE ALL ON skipper.schema_migrations FROM skipper_api, skipper_runner;
 GRANT EXECUTE ON FUNCTION skipper.create_job_partitions(integer), skipper.drop_job_partitions(interval) TO PUBLIC;
 DROP FUNCTION skipper.validate_cutover();
 ALTER FUNCTION skipper.create_job_partitions(integer) SECURITY INVOKER RESET search_path;

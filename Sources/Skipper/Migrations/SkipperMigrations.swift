@@ -22,6 +22,47 @@ package enum BuiltInMigrations {
     }
 }
 
+/// Where Skipper keeps its migration history: in its own schema, apart from an application's (an app's golang-migrate
+/// history is `public.schema_migrations`), so the two never mistake each other's versions.
+package enum SkipperHistory {
+    package static let schema = "skipper"
+    package static let table = "schema_migrations"
+    package static let qualified = "skipper.schema_migrations"
+
+    /// Before this build Skipper kept its history in `public.schema_migrations`, with the demo shop's tables in its
+    /// own versions 2, 4 and 7. On such a database (Skipper's schema there, no history of its own yet, a version
+    /// Skipper knows), this moves the history into `skipper.schema_migrations` and leaves `public.schema_migrations`
+    /// as the shop's (its migrations/shop versions 1 to 3 match what those versions made). Runs under Skipper's
+    /// migration lock; does nothing on any other database.
+    package static let adoptLegacyLayout = """
+        DO $adopt$
+        DECLARE
+            legacy_version bigint;
+            legacy_dirty boolean;
+        BEGIN
+            IF to_regclass('skipper.schema_migrations') IS NOT NULL OR to_regclass('public.schema_migrations') IS NULL
+               OR to_regclass('skipper.jobs') IS NULL THEN
+                RETURN;
+            END IF;
+            SELECT version, dirty INTO legacy_version, legacy_dirty FROM public.schema_migrations LIMIT 1;
+            IF legacy_version IS NULL OR legacy_version > 8 THEN
+                RETURN;
+            END IF;
+            CREATE TABLE skipper.schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);
+            INSERT INTO skipper.schema_migrations (version, dirty) VALUES (legacy_version, legacy_dirty);
+            DELETE FROM public.schema_migrations;
+            IF legacy_version >= 2 THEN
+                INSERT INTO public.schema_migrations (version, dirty)
+                VALUES (CASE WHEN legacy_version >= 7 THEN 3 WHEN legacy_version >= 4 THEN 2 ELSE 1 END, false);
+            END IF;
+            IF legacy_version >= 7 THEN
+                GRANT SELECT ON skipper.schema_migrations TO skipper_api, skipper_runner;
+            END IF;
+        END
+        $adopt$
+        """
+}
+
 /// Why migrating stopped.
 public enum MigrationError: Error, CustomStringConvertible, Equatable {
     /// A migration failed earlier and nobody has looked since (`skipper-migrate force` after fixing it).
@@ -40,7 +81,7 @@ public enum MigrationError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Skipper's schema migrations, built into the library: applies the ones a database lacks, with the same version
-/// table (`schema_migrations`) and advisory lock as `skipper-migrate` and golang-migrate (so any of them may run
+/// table (`skipper.schema_migrations`) and advisory lock as `skipper-migrate` and golang-migrate (so any of them may run
 /// at once: one migrates, the others wait and find nothing to do), one transaction per migration, and the same
 /// dirty-state rule (a failed migration leaves its version dirty, and nothing more is applied until someone looks).
 ///
@@ -95,22 +136,17 @@ public final class SkipperMigrations: Service, Sendable {
     // MARK: - Applying
 
     private func apply(on connection: PostgresConnection) async throws -> Int64? {
-        let schema = try await self.scalar(
-            """
-            SELECT coalesce(
-              (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE c.oid = to_regclass('schema_migrations')),
-              current_schema())
-            """, on: connection) ?? "public"
         let database = try await self.scalar("SELECT current_database()", on: connection) ?? ""
-        let lock = SchemaLock.id(database: database, schema: schema, table: "schema_migrations")
+        let lock = SchemaLock.id(database: database, schema: SkipperHistory.schema, table: SkipperHistory.table)
         // Polled, as skipper-migrate does: a session blocked in pg_advisory_lock holds a snapshot that a concurrent
         // CREATE INDEX CONCURRENTLY of the migrating session would wait for.
         while try await self.scalar("SELECT pg_try_advisory_lock(\(lock))::text", on: connection) != "true" {
             try await Task.sleep(for: .milliseconds(100))
         }
         do {
-            let version = try await self.applyLocked(table: "\"\(schema.replacingOccurrences(of: "\"", with: "\"\""))\".schema_migrations", on: connection)
+            try await self.exec(SkipperHistory.adoptLegacyLayout, on: connection)
+            try await self.exec("CREATE SCHEMA IF NOT EXISTS \(SkipperHistory.schema)", on: connection)
+            let version = try await self.applyLocked(table: SkipperHistory.qualified, on: connection)
             _ = try? await self.scalar("SELECT pg_advisory_unlock(\(lock))::text", on: connection)
             return version
         } catch {

@@ -1,0 +1,2 @@
+DROP INDEX settlements_date_idx;
+DROP TABLE settlement_staging;
