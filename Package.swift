@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "skipper-runner", targets: ["Runner"]),
         .executable(name: "skipper-migrate", targets: ["Migrate"]),
         .executable(name: "skipper-bench", targets: ["Bench"]),
+        // An application using Skipper as a library (README: "Your own job kinds"); built and driven by the tests.
+        .executable(name: "skipper-example", targets: ["ReceiptService"]),
         // Tests only: skipper-runner's kinds plus `trace`, which records each execution.
         .executable(name: "skipper-test-runner", targets: ["TestRunner"]),
     ],
@@ -76,6 +78,11 @@ let package = Package(
                 .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
             ]
         ),
+        .executableTarget(
+            name: "ReceiptService",
+            dependencies: ["Skipper", .product(name: "Hummingbird", package: "hummingbird")],
+            path: "Examples/ReceiptService"
+        ),
         .executableTarget(name: "Runner", dependencies: ["Skipper", "Shop"]),
         // libpq, for running multi-statement migration files with the simple-query protocol.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -129,7 +136,7 @@ let package = Package(
             ],
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "TestSupport"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "ReceiptService", "TestSupport"]),
         .testTarget(name: "MigrateTests", dependencies: ["Migrate", "Skipper", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
