@@ -71,6 +71,13 @@ struct CountTo: JobHandler {
     }
 }
 
+/// Arguments that are not a JSON object, which no runner's row may hold.
+struct ListArgs: JobHandler {
+    typealias Args = [Int]
+    static let kind = "test.list-args"
+    func run(_ args: Args, context: JobContext) async throws -> NoOutput? { nil }
+}
+
 struct Boom: JobHandler {
     struct Args: Codable, Sendable {}
     static let kind = "test.boom"
@@ -95,6 +102,8 @@ struct Boom: JobHandler {
                         _ = try await enqueue.enqueue(CountTo(), .init(n: -3))
                     }
                 }
+                // Arguments that encode as an array were accepted until a runner failed them.
+                await #expect(throws: ArgumentsError.self) { _ = try await skipper.enqueue(ListArgs(), [1, 2]) }
                 let stored = try await db.scalar("SELECT count(*) FROM skipper.jobs")
                 #expect(stored == "0")
             }
