@@ -32,6 +32,8 @@ struct App {
                 metadata: ["http.host": "\(config.host)"])
         }
         let app = try await buildApplication(config: config, logger: logger)
+        // Requests in flight get 30 s after SIGTERM (a client trickling a body held the process for minutes).
+        ShutdownGuard.install(logger: logger, limit: .seconds(30))
         try await app.runService()
     }
 }

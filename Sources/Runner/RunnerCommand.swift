@@ -45,9 +45,11 @@ struct RunnerCommand {
             exit(1)
         }
         var group = ServiceGroupConfiguration(
-            services: [postgres, control, SignalGuard(logger: logger), runner], gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger)
+            services: [postgres, control, runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = runnerConfig.shutdownGrace + .seconds(15)
+        // Past the group's own limit (after which it cancels what is left), the process exits regardless: a final
+        // write stuck behind a lock held the process for good.
+        ShutdownGuard.install(logger: logger, limit: runnerConfig.shutdownGrace + .seconds(30))
         do {
             try await ServiceGroup(configuration: group).run()
         } catch {

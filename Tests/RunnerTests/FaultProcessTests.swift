@@ -246,4 +246,35 @@ import TestSupport
             }, "\(runner.log.suffix(3000))")
         }
     }
+
+    /// A runner asked to stop while a lock blocks its last writes (skipper.jobs_active locked by another session)
+    /// gave up on them and then never exited, not even on a second signal. It exits within its shutdown limit
+    /// (SHUTDOWN_GRACE + 30 s) now, and its jobs are rescued once the lock goes.
+    @Test func aRunnerWhoseLastWritesAreBlockedStillExits() async throws {
+        try await withTestDatabase { db in
+            let runner = try ChildProcess.skipper(
+                "skipper-runner", url: db.url, environment: ["RESCUE_AFTER": "10s", "SHUTDOWN_GRACE": "1s"])
+            defer { runner.killNow() }
+            try await db.query("INSERT INTO skipper.jobs (kind, args) SELECT 'sleep', '{\"ms\": 3000}' FROM generate_series(1, 2)")
+            try await db.query("SELECT pg_notify('skipper_jobs', 'default')")
+            #expect(try await eventually(timeout: .seconds(20)) {
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'RUNNING'") == "2"
+            }, "\(runner.log.suffix(3000))")
+            let locker = Task {
+                try await db.withClient(maxConnections: 1) { postgres in
+                    try await postgres.withTransaction(logger: Logger(label: "test")) { connection in
+                        try await connection.query("LOCK skipper.jobs_active IN ACCESS EXCLUSIVE MODE", logger: Logger(label: "test"))
+                        try await Task.sleep(for: .seconds(60))
+                    }
+                }
+            }
+            defer { locker.cancel() }
+            try await Task.sleep(for: .seconds(1))
+            let asked = ContinuousClock.now
+            runner.signal(SIGTERM)
+            let status = await runner.waitForExit(timeout: .seconds(50))
+            #expect(status != nil, "still running \(ContinuousClock.now - asked) after SIGTERM\n\(runner.log.suffix(3000))")
+            #expect(ContinuousClock.now - asked < .seconds(45))
+        }
+    }
 }

@@ -96,6 +96,50 @@ import TestSupport
         }
     }
 
+    /// A QUEUED row at attempt 2147483647 (written by hand) made every claim of its queue fail ("integer out of
+    /// range") until someone fixed it; it is claimed now, like the jobs behind it.
+    @Test func aJobAtTheLastAttemptNumberDoesNotStopTheQueue() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let store = SkipperClient(postgres: client, logger: self.logger).store
+                try await db.query("INSERT INTO skipper.jobs (kind, attempt, max_attempts) VALUES ('noop', 2147483647, 2147483647), ('noop', 0, 3)")
+                let claimed = try await self.claim(store, db, "r", limit: 5)
+                #expect(claimed.count == 2)
+                #expect(claimed.map(\.attempt).max() == 2147483647)
+            }
+        }
+    }
+
+    /// Progress writes skip rows someone else holds locked: one job's row locked (its fenced publish stuck behind a
+    /// lock, say) made the whole batch wait holding every other job's row, and an API cancel of those waited too.
+    @Test func progressOfOtherJobsIsWrittenWhileOneJobsRowIsLocked() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let store = SkipperClient(postgres: client, logger: self.logger).store
+                try await db.query("INSERT INTO skipper.jobs (kind) SELECT 'noop' FROM generate_series(1, 2)")
+                let claimed = try await self.claim(store, db, "r", limit: 2).sorted { $0.id < $1.id }
+                let locked = claimed[0], free = claimed[1]
+                let holder = Task {
+                    try await db.withClient(maxConnections: 1) { postgres in
+                        try await postgres.withTransaction(logger: self.logger) { connection in
+                            try await connection.query("SELECT 1 FROM skipper.jobs WHERE id = \(locked.id) FOR UPDATE", logger: self.logger)
+                            try await Task.sleep(for: .seconds(10))
+                        }
+                    }
+                }
+                defer { holder.cancel() }
+                try await Task.sleep(for: .milliseconds(500))
+                let started = ContinuousClock.now
+                try await store.writeProgress([(locked.claim, 5, 10), (free.claim, 7, 10)], runnerID: "r")
+                #expect(ContinuousClock.now - started < .seconds(3))
+                #expect(try await db.scalar("SELECT processed FROM skipper.jobs WHERE id = \(free.id)") == "7")
+                #expect(try await skipperCancel(store, free.id) == .requested)
+            }
+        }
+    }
+
+    func skipperCancel(_ store: JobStore, _ id: Int64) async throws -> CancelOutcome { try await store.cancel(id: id) }
+
     @Test func concurrentEnqueuesWithOneUniqueKeyMakeOneQueuedJob() async throws {
         try await withTestDatabase { db in
             try await db.withClient(maxConnections: 40) { client in

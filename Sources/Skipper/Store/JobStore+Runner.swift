@@ -139,7 +139,7 @@ extension JobStore {
                 + ") c ORDER BY priority, run_at, id LIMIT $2"
         return """
             UPDATE skipper.jobs_active j
-            SET status = 'RUNNING', attempt = j.attempt + 1, started_at = now(), runner_id = $3,
+            SET status = 'RUNNING', attempt = least(j.attempt, 2147483646) + 1, started_at = now(), runner_id = $3,
                 lease = (SELECT nextval('skipper.job_leases'))
             WHERE j.id = ANY(ARRAY(\(next))) AND j.status || '' = 'QUEUED' AND j.finished_at IS NULL
             RETURNING j.id, j.lease, j.queue, j.kind, j.args::text, j.attempt, j.max_attempts, j.meta::text,
@@ -230,12 +230,22 @@ extension JobStore {
         guard !items.isEmpty else { return }
         // Each write announces the job on `skipper_events` (the API's live progress); the flusher writes at most
         // once per PROGRESS_INTERVAL, so that is at most one notification per job per interval.
+        // Rows someone else holds locked are skipped (SKIP LOCKED), not waited for: a job whose row a handler's
+        // fenced transaction holds (its publish stuck behind a lock) made the whole batch wait with every other
+        // job's row locked, and an API cancel of any of those waited too. A skipped number is written at the next
+        // report or with the job's end.
         let query: PostgresQuery = """
-            WITH u AS (
+            WITH f AS (
+              SELECT * FROM unnest(\(items.map(\.claim.jobID))::int8[], \(items.map(\.claim.lease))::int8[],
+                                   \(items.map(\.processed))::int8[], \(items.map(\.total))::int8[]) AS f(id, lease, processed, total)),
+            free AS (
+              SELECT j.id FROM skipper.jobs j JOIN f ON j.id = f.id AND j.lease = f.lease
+              WHERE j.status || '' = 'RUNNING' AND j.finished_at IS NULL
+              FOR UPDATE OF j SKIP LOCKED),
+            u AS (
               UPDATE skipper.jobs j
               SET processed = f.processed, total = CASE WHEN f.total >= 0 THEN f.total ELSE j.total END
-              FROM unnest(\(items.map(\.claim.jobID))::int8[], \(items.map(\.claim.lease))::int8[],
-                          \(items.map(\.processed))::int8[], \(items.map(\.total))::int8[]) AS f(id, lease, processed, total)
+              FROM f JOIN free USING (id)
               WHERE j.id = f.id AND j.lease = f.lease AND j.status || '' = 'RUNNING' AND j.finished_at IS NULL
               RETURNING j.id)
             SELECT pg_notify(\(Channel.events), u.id::text) FROM u
