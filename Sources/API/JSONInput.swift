@@ -70,14 +70,63 @@ extension JSONValue {
     }
 }
 
-/// An RFC 3339 timestamp such as `2026-01-31T12:00:00Z` (fractional seconds and offsets allowed), or nil.
+/// An RFC 3339 timestamp such as `2026-01-31T12:00:00Z` or `2026-01-31T13:00:00.25+01:00`, read strictly, or nil:
+/// a day that exists, hours 0-23, minutes and seconds 0-59, an offset within ±23:59, at most 9 fractional digits
+/// (PostgreSQL keeps microseconds). Foundation's parser rolled impossible values over (February 30 became March 2,
+/// 24:00 the next day, +99:00 was read as +09:00), so a job was scheduled for another time than sent.
 func parseTimestamp(_ text: String) -> Date? {
-    let withFraction = ISO8601DateFormatter()
-    withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    if let date = withFraction.date(from: text) { return date }
-    let plain = ISO8601DateFormatter()
-    plain.formatOptions = [.withInternetDateTime]
-    return plain.date(from: text)
+    let b = Array(text.utf8)
+    func digits(_ at: Int, _ count: Int) -> Int? {
+        guard at + count <= b.count else { return nil }
+        var value = 0
+        for byte in b[at..<(at + count)] {
+            guard byte >= 48, byte <= 57 else { return nil }
+            value = value * 10 + Int(byte - 48)
+        }
+        return value
+    }
+    guard b.count >= 20, let year = digits(0, 4), b[4] == UInt8(ascii: "-"), let month = digits(5, 2), b[7] == UInt8(ascii: "-"),
+        let day = digits(8, 2), b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t"), let hour = digits(11, 2),
+        b[13] == UInt8(ascii: ":"), let minute = digits(14, 2), b[16] == UInt8(ascii: ":"), let second = digits(17, 2)
+    else { return nil }
+    var i = 19
+    var fraction = 0.0
+    if i < b.count, b[i] == UInt8(ascii: ".") {
+        i += 1
+        var scale = 0.1
+        let start = i
+        while i < b.count, b[i] >= 48, b[i] <= 57 {
+            fraction += Double(b[i] - 48) * scale
+            scale /= 10
+            i += 1
+        }
+        guard i > start, i - start <= 9 else { return nil }
+    }
+    var offset = 0
+    guard i < b.count else { return nil }
+    if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+        i += 1
+    } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-"), let oh = digits(i + 1, 2), i + 3 < b.count,
+        b[i + 3] == UInt8(ascii: ":"), let om = digits(i + 4, 2), oh <= 23, om <= 59
+    {
+        offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "-") ? -1 : 1)
+        i += 6
+    } else {
+        return nil
+    }
+    guard i == b.count, (1...12).contains(month), hour <= 23, minute <= 59, second <= 59 else { return nil }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    guard (1...days).contains(day) else { return nil }
+    // Days since 1970-01-01 in the proleptic Gregorian calendar (Howard Hinnant's days_from_civil).
+    let y = month <= 2 ? year - 1 : year
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yoe = y - era * 400
+    let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+    let epochDays = era * 146_097 + doe - 719_468
+    let seconds = epochDays * 86_400 + hour * 3600 + minute * 60 + second - offset
+    return Date(timeIntervalSince1970: Double(seconds) + fraction)
 }
 
 extension JSONValue {

@@ -85,6 +85,15 @@ import TestSupport
             let response = try await client.send(.post, "/jobs", json: #"{"kind": "noop", "run_at": "2030-01-02T03:04:05Z"}"#)
             #expect(response.status == .accepted)
             #expect(response.string("run_at") == "2030-01-02T03:04:05.000Z")
+            // Offsets, fractions, lower case and a leap day name the instant they say.
+            for (sent, stored) in [
+                ("2030-01-02T08:34:05.25+05:30", "2030-01-02T03:04:05.250Z"), ("2030-01-01t23:04:05-04:00", "2030-01-02T03:04:05.000Z"),
+                ("2028-02-29T12:00:00z", "2028-02-29T12:00:00.000Z"), ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00.000Z"),
+            ] {
+                let accepted = try await client.send(.post, "/jobs", json: #"{"kind": "noop", "run_at": "\#(sent)"}"#)
+                #expect(accepted.status == .accepted, "\(sent): \(accepted.text)")
+                #expect(accepted.string("run_at") == stored, "\(sent)")
+            }
         }
     }
 
@@ -185,6 +194,13 @@ import TestSupport
             (.post, "/jobs", #"{"kind": "noop", "run_at": "-4713-01-01T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "run_at": "0001-01-01T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "priority": -32768, "run_at": "1582-10-10T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
+            // Impossible values were rolled over into another time (February 30 became March 2, +99:00 read as +09:00).
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "2026-02-30T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "2026-02-29T00:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "2026-12-01T24:00:00Z"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "2026-12-01T10:00:00+99:00"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "2026-12-01T10:00:00+24:00"}"#, .unprocessableContent, "INVALID_FIELD"),
+            (.post, "/jobs", #"{"kind": "noop", "run_at": "2026-12-01T10:00:00.1234567891Z"}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "args": [1]}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "queue": "a\u0000b"}"#, .unprocessableContent, "INVALID_FIELD"),
             (.post, "/jobs", #"{"kind": "noop", "args": {"note": "a\u0000b"}}"#, .unprocessableContent, "INVALID_FIELD"),
