@@ -15,19 +15,19 @@ import FoundationNetworking
             let service = try ChildProcess.skipper("skipper-example", url: db.url, environment: ["PORT": "\(port)"])
             defer { service.killNow() }
             let base = "http://127.0.0.1:\(port)"
-            #expect(try await eventually(timeout: .seconds(30)) { (try? await Self.http("GET", "\(base)/health").status) == 200 }, "\(service.log)")
+            #expect(try await eventually(timeout: .seconds(30)) { (try? await http("GET", "\(base)/health").status) == 200 }, "\(service.log)")
 
             // The receipt and its job commit together; the request awaits the job's typed result.
-            let created = try await Self.http("POST", "\(base)/receipts", #"{"customer": "ana", "amountCents": 1250}"#)
+            let created = try await http("POST", "\(base)/receipts", #"{"customer": "ana", "amountCents": 1250}"#)
             #expect(created.status == 200, "\(created.body)\n\(service.log)")
-            let jobID = try #require(Self.number("jobID", in: created.body))
-            let rendered = try await Self.http("GET", "\(base)/jobs/\(jobID)/result")
+            let jobID = try #require(number("jobID", in: created.body))
+            let rendered = try await http("GET", "\(base)/jobs/\(jobID)/result", timeout: 20)
             #expect(rendered.body.contains("Receipt 1 for ana: 12.50"), "\(rendered.body)\n\(service.log)")
             #expect(try await db.scalar("SELECT rendered_at IS NOT NULL FROM receipts WHERE id = 1") == "true")
             #expect(try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(jobID)") == "COMPLETED")
 
             // A receipt the table refuses takes its job with it: nothing is enqueued.
-            let refused = try await Self.http("POST", "\(base)/receipts", #"{"customer": "bo", "amountCents": -1}"#)
+            let refused = try await http("POST", "\(base)/receipts", #"{"customer": "bo", "amountCents": -1}"#)
             #expect(refused.status == 422, "\(refused.body)")
             #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs") == "1")
             #expect(try await db.scalar("SELECT count(*) FROM receipts") == "1")
@@ -47,20 +47,5 @@ import FoundationNetworking
         #expect(readme.contains("```swift\n" + example + "```"), "copy Examples/ReceiptService/ReceiptService.swift into the README")
     }
 
-    static func http(_ method: String, _ url: String, _ body: String? = nil) async throws -> (status: Int, body: String) {
-        var request = URLRequest(url: URL(string: url)!)
-        request.httpMethod = method
-        request.timeoutInterval = 20
-        if let body {
-            request.httpBody = Data(body.utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
-    }
 
-    static func number(_ key: String, in body: String) -> Int64? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return nil }
-        return (object[key] as? NSNumber)?.int64Value
-    }
 }

@@ -42,31 +42,31 @@ import TestSupport
             let api = try ChildProcess.skipper("skipper-api", url: apiUser.url(redacted: false), environment: ["PORT": "\(port)"])
             defer { api.killNow() }
             let base = "http://127.0.0.1:\(port)"
-            #expect(try await eventually(timeout: .seconds(30)) { (try? await Self.http("GET", "\(base)/ready").status) == 200 }, "\(api.log)")
+            #expect(try await eventually(timeout: .seconds(30)) { (try? await http("GET", "\(base)/ready").status) == 200 }, "\(api.log)")
 
             // Jobs: submitted, run, cancelled, retried.
-            let noop = try await Self.http("POST", "\(base)/jobs", #"{"kind": "noop"}"#)
+            let noop = try await http("POST", "\(base)/jobs", #"{"kind": "noop"}"#)
             #expect(noop.status == 202, "\(noop.body)")
-            let sleeper = try await Self.http("POST", "\(base)/jobs", #"{"kind": "sleep", "args": {"ms": 60000}}"#)
-            let sleeperID = try #require(Self.number("job_id", in: sleeper.body))
+            let sleeper = try await http("POST", "\(base)/jobs", #"{"kind": "sleep", "args": {"ms": 60000}}"#)
+            let sleeperID = try #require(number("job_id", in: sleeper.body))
             #expect(try await eventually { try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(sleeperID)") == "RUNNING" })
-            #expect(try await Self.http("POST", "\(base)/jobs/\(sleeperID)/cancel").status == 202)
+            #expect(try await http("POST", "\(base)/jobs/\(sleeperID)/cancel").status == 202)
             #expect(try await eventually { try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(sleeperID)") == "CANCELLED" })
-            #expect(try await Self.http("POST", "\(base)/jobs/\(sleeperID)/retry").status == 202)
-            #expect(try await Self.http("POST", "\(base)/jobs/\(sleeperID)/cancel").status == 202)
+            #expect(try await http("POST", "\(base)/jobs/\(sleeperID)/retry").status == 202)
+            #expect(try await http("POST", "\(base)/jobs/\(sleeperID)/cancel").status == 202)
             // The settlement (staging, publish, CSV) and the shop (order, payment, report refresh).
-            let settlement = try await Self.http("POST", "\(base)/jobs/settlement", #"{"from": "2025-01-01", "to": "2025-01-02"}"#)
-            let settlementID = try #require(Self.number("job_id", in: settlement.body))
-            let order = try await Self.http("POST", "\(base)/orders", #"{"product_id": 1, "quantity": 2, "buyer_id": "ana"}"#)
+            let settlement = try await http("POST", "\(base)/jobs/settlement", #"{"from": "2025-01-01", "to": "2025-01-02"}"#)
+            let settlementID = try #require(number("job_id", in: settlement.body))
+            let order = try await http("POST", "\(base)/orders", #"{"product_id": 1, "quantity": 2, "buyer_id": "ana"}"#)
             #expect(order.status == 200, "\(order.body)")
             let orderID = try #require((try? JSONSerialization.jsonObject(with: Data(order.body.utf8)) as? [String: Any])?["order_id"] as? String)
-            #expect(try await Self.http("POST", "\(base)/orders/\(orderID)/pay").status == 200)
+            #expect(try await http("POST", "\(base)/orders/\(orderID)/pay").status == 200)
             #expect(try await eventually(timeout: .seconds(30)) {
                 try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'COMPLETED'") == "3"
             }, "\(runner.log)")
-            #expect(try await Self.http("GET", "\(base)/downloads/\(settlementID).csv").body.hasPrefix("merchant_id,date,"))
-            #expect(try await Self.http("GET", "\(base)/reports/sales").body.contains(#""paid_orders":1"#))
-            #expect(try await Self.http("GET", "\(base)/metrics").status == 200)
+            #expect(try await http("GET", "\(base)/downloads/\(settlementID).csv").body.hasPrefix("merchant_id,date,"))
+            #expect(try await http("GET", "\(base)/reports/sales").body.contains(#""paid_orders":1"#))
+            #expect(try await http("GET", "\(base)/metrics").status == 200)
             // The runner's maintenance keeps the partitions through the owner's functions.
             #expect(try await db.scalar("SELECT count(*) >= 3 FROM skipper.job_partitions") == "true")
             #expect(!runner.log.contains("permission denied"), "\(runner.log)")
@@ -98,19 +98,5 @@ import TestSupport
         }
     }
 
-    static func http(_ method: String, _ url: String, _ body: String? = nil) async throws -> (status: Int, body: String) {
-        var request = URLRequest(url: URL(string: url)!)
-        request.httpMethod = method
-        request.timeoutInterval = 10
-        if let body {
-            request.httpBody = Data(body.utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
-    }
 
-    static func number(_ key: String, in json: String) -> Int64? {
-        (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?[key].flatMap { ($0 as? NSNumber)?.int64Value }
-    }
 }

@@ -200,15 +200,9 @@ struct EnqueueStatement: PostgresPreparedStatement {
     let job: NewJob
     let notify: Bool
 
+    /// The submit's seven values (the same columns), then whether to notify.
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 8)
-        bindings.append(self.job.options.queue)
-        bindings.append(self.job.kind)
-        bindings.append(self.job.args)
-        bindings.append(self.job.options.priority)
-        if let runAt = self.job.options.runAt { bindings.append(runAt) } else { bindings.appendNull() }
-        bindings.append(self.job.options.maxAttempts)
-        bindings.append(try JobStore.json(self.job.options.meta))
+        var bindings = try SubmitStatement(job: self.job).makeBindings()
         bindings.append(self.notify)
         return bindings
     }

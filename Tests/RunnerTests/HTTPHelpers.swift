@@ -1,0 +1,23 @@
+import Foundation
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// One HTTP request to a server a test started: status and body.
+func http(_ method: String, _ url: String, _ body: String? = nil, timeout: TimeInterval = 10) async throws -> (status: Int, body: String) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = method
+    request.timeoutInterval = timeout
+    if let body {
+        request.httpBody = Data(body.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+    }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+}
+
+/// A whole number at `key` of a JSON object's text.
+func number(_ key: String, in json: String) -> Int64? {
+    (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?[key].flatMap { ($0 as? NSNumber)?.int64Value }
+}
