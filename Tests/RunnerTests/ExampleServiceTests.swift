@@ -11,7 +11,7 @@ import FoundationNetworking
 @Suite struct ExampleServiceTests {
     @Test func theExampleServiceRunsItsOwnKindEndToEnd() async throws {
         try await withTestDatabase(migrated: false) { db in
-            let port = Int.random(in: 20000..<40000)
+            let port = freePort()
             let service = try ChildProcess.skipper("skipper-example", url: db.url, environment: ["PORT": "\(port)"])
             defer { service.killNow() }
             let base = "http://127.0.0.1:\(port)"
