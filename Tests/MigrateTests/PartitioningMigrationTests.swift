@@ -109,12 +109,13 @@ import TestSupport
     /// runner's role no longer deletes from the partition itself (it could delete QUEUED and RUNNING jobs).
     @Test func pruningTheActivePartitionTakesOnlyOldFinishedJobs() async throws {
         try await withTestDatabase { db in
-            // Before the cutover (the migration's moment): finished long ago, finished lately, waiting, running.
+            // Before the cutover (the moment the template was migrated, maybe hours ago): finished long ago, finished lately
+            // (just before the cutover), waiting, running.
             try await db.query(
                 """
                 INSERT INTO skipper.jobs_active (kind, status, attempt, started_at, finished_at) VALUES
                   ('noop', 'COMPLETED', 1, now(), now() - interval '10 days'), ('noop', 'FAILED', 1, now(), now() - interval '9 days'),
-                  ('noop', 'COMPLETED', 1, now(), now() - interval '1 hour')
+                  ('noop', 'COMPLETED', 1, now(), (SELECT cutover FROM skipper.partitioning) - interval '1 minute')
                 """)
             try await db.query("INSERT INTO skipper.jobs_active (kind, status, attempt, started_at) VALUES ('noop', 'QUEUED', 0, NULL), ('noop', 'RUNNING', 1, now())")
             try await db.query("INSERT INTO skipper.job_artifacts (job_id, name, seq, data) SELECT id, 'csv', 0, '\\x00' FROM skipper.jobs")
