@@ -178,7 +178,9 @@ public struct JobContext: Sendable {
     /// Runs `body` in a transaction that first checks, and locks until it ends, that this attempt still holds its
     /// claim (the job RUNNING under this lease): writes that must happen at most once per job, such as publishing
     /// its results, go here. A superseded attempt (its runner was presumed dead and the job rescued) gets
-    /// ``ClaimLost`` and writes nothing; and while the transaction runs, nobody can rescue or finish the job.
+    /// ``ClaimLost`` and writes nothing; a job someone asked to cancel gets `CancellationError` and writes nothing (a
+    /// cancel that comes while the transaction runs waits for it, and the job keeps what it committed); and while the
+    /// transaction runs, nobody can rescue or finish the job.
     public func withFencedTransaction<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let claim = self.claim
         let logger = self.runnerLogger
@@ -187,14 +189,15 @@ public struct JobContext: Sendable {
                 try await connection.withTransaction(logger: logger) { connection in
                     let rows = try await connection.query(
                         """
-                        SELECT 1 FROM skipper.jobs
+                        SELECT cancel_requested_at IS NOT NULL FROM skipper.jobs
                         WHERE id = \(claim.jobID) AND lease = \(claim.lease) AND status = 'RUNNING' AND finished_at IS NULL
                         FOR UPDATE
                         """,
                         logger: logger)
-                    var held = false
-                    for try await _ in rows.decode(Int32.self) { held = true }
-                    guard held else { throw ClaimLost(claim: claim) }
+                    var held: Bool?
+                    for try await cancelRequested in rows.decode(Bool.self) { held = !cancelRequested }
+                    guard let held else { throw ClaimLost(claim: claim) }
+                    guard held else { throw CancellationError() }
                     return try await body(connection)
                 }
             }

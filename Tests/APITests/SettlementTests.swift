@@ -147,16 +147,19 @@ import TestSupport
             _ = try await db.query(
                 "INSERT INTO settlements (merchant_id, date, gross_cents, fee_cents, net_cents, txn_count, unique_run_id) VALUES (1, '2025-01-15', 5, 1, 4, 1, 'earlier')")
             let before = try await Self.snapshot(db)
-            let runner = try ChildProcess.runner(url: db.url)
+            // Progress lands every 50 ms and the run takes 3,000 slices of 100, so "halfway" is read while it is.
+            let runner = try ChildProcess.runner(url: db.url, environment: ["PROGRESS_INTERVAL": "50ms"])
             defer { runner.killNow() }
             let id = try #require(try await client.send(
-                .post, "/jobs/settlement", json: #"{"from": "2025-01-01", "to": "2025-01-31", "batch_size": 1000, "parallelism": 1}"#
+                .post, "/jobs/settlement", json: #"{"from": "2025-01-01", "to": "2025-01-31", "batch_size": 100, "parallelism": 1}"#
             ).int("job_id"))
             let halfway = try await eventually(timeout: .seconds(60), every: .milliseconds(20)) {
                 let percent = try await db.scalar("SELECT CASE WHEN total > 0 THEN 100 * processed / total ELSE 0 END FROM skipper.jobs WHERE id = \(id)")
                 return (Int(percent ?? "") ?? 0) >= 40
             }
             #expect(halfway)
+            let percent = try await db.scalar("SELECT 100 * processed / total FROM skipper.jobs WHERE id = \(id)")
+            #expect((Int(percent ?? "") ?? 100) < 90, "cancelled while the run was under way, not at its end")
             #expect(try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(id)") == "RUNNING")
             let cancelled = try await client.send(.post, "/jobs/\(id)/cancel")
             #expect(cancelled.status == .accepted)

@@ -229,6 +229,14 @@ import TestSupport
                     try await connection.query("INSERT INTO published VALUES (\(second.lease))", logger: self.logger)
                 }
                 #expect(try await db.scalar("SELECT string_agg(lease::text, ',') FROM published") == "\(second.lease)")
+                // Once someone asked to cancel the job, its holder publishes nothing either.
+                _ = try await store.cancel(id: second.id)
+                await #expect(throws: CancellationError.self) {
+                    try await context(second).withFencedTransaction { connection in
+                        try await connection.query("INSERT INTO published VALUES (0)", logger: self.logger)
+                    }
+                }
+                #expect(try await db.scalar("SELECT count(*) FROM published") == "1")
             }
         }
     }
