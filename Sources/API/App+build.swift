@@ -53,6 +53,7 @@ func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger
     let operations = OperationsController(database: database, events: events, registry: registry, logger: logger)
     operations.addRoutes(to: api)
     JobsController(database: database, events: events, arguments: arguments, logger: logger).addRoutes(to: api)
+    QueuesController(database: database, logger: logger).addRoutes(to: api)
     SettlementController(database: database, arguments: arguments, logger: logger).addRoutes(to: api)
     ShopController(database: database, orders: OrderStore(skipper: database.client, logger: logger), logger: logger)
         .addRoutes(to: api)

@@ -27,7 +27,7 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 extension ConfigError {
     /// `500ms`, `30s`, `5m`, `2h`, `7d`, or a bare number of seconds, within `range`: a value outside it (1e300
     /// seconds, or one that rounds to 0 ms and would make a loop spin) is an error naming the variable.
-    static func duration(_ value: String, name: String, in range: ClosedRange<Duration>) throws(ConfigError) -> Duration {
+    public static func duration(_ value: String, name: String, in range: ClosedRange<Duration>) throws(ConfigError) -> Duration {
         let text = value.trimmingCharacters(in: .whitespaces).lowercased()
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         var number = text

@@ -51,12 +51,16 @@ public struct JobOptions: Sendable, Equatable {
     public var uniqueKey: String?
     /// Free-form JSON object stored in `meta` (request id, submitter...).
     public var meta: [String: String]
+    /// How long one attempt may run (whole milliseconds, 1 ms to 24 days); nil: the kind's default
+    /// (``JobHandler/timeout``), if any.
+    public var timeout: Duration?
 
     /// Options with the defaults, changed where given.
     public init(
         queue: String = "default", priority: Int16 = 0, runAt: Date? = nil, maxAttempts: Int32 = 25,
-        uniqueKey: String? = nil, meta: [String: String] = [:], announceFinish: Bool = false
+        uniqueKey: String? = nil, meta: [String: String] = [:], announceFinish: Bool = false, timeout: Duration? = nil
     ) {
+        self.timeout = timeout
         self.queue = queue
         self.priority = priority
         self.runAt = runAt
@@ -64,6 +68,12 @@ public struct JobOptions: Sendable, Equatable {
         self.uniqueKey = uniqueKey
         self.meta = meta
         self.announceFinish = announceFinish
+    }
+
+    /// `timeout` in whole milliseconds for `timeout_ms`: at least 1, at most Int32.max (24.8 days).
+    var timeoutMilliseconds: Int32? {
+        guard let timeout = self.timeout else { return nil }
+        return Int32(clamping: max(1, timeout.milliseconds))
     }
 
     /// Runners announce this job's finish on `skipper_events`, so ``JobHandle/result(timeout:)`` sees it at once
@@ -172,7 +182,29 @@ public struct ClaimedJob: Sendable, Equatable {
     public let requestID: String?
     /// Where the job stood in its queue's claim order, so the next claim can resume after it.
     public let position: ClaimPosition
+    /// The job's own time limit per attempt (`timeout_ms`), if it has one.
+    public var timeout: Duration? = nil
 
     /// The claim this is.
     public var claim: Claim { Claim(jobID: self.id, lease: self.lease) }
+}
+
+/// The controls on a runner's queues and kinds, as it last read them (`skipper.queues`, `skipper.kinds`).
+package struct QueueControls: Sendable, Equatable {
+    /// Queues no job is claimed from.
+    package var paused: Set<String> = []
+    /// Queues with a concurrency or rate limit.
+    package var limited: Set<String> = []
+    /// Whether any kind the runner handles has a concurrency or rate limit.
+    package var kindsLimited = false
+
+    package init() {}
+
+    /// The runner's queues split by how they are claimed: the fast claim (several queues in one statement) and one
+    /// `skipper.claim_limited` call each; paused queues in neither.
+    package func split(_ queues: [String]) -> (fast: [String], limited: [String]) {
+        let open = queues.filter { !self.paused.contains($0) }
+        if self.kindsLimited { return ([], open) }
+        return (open.filter { !self.limited.contains($0) }, open.filter { self.limited.contains($0) })
+    }
 }

@@ -29,10 +29,17 @@ public protocol JobHandler: Sendable {
     /// Checks decoded arguments beyond their types (ranges, dates), throwing ``ArgumentsError`` naming the field,
     /// so the API can refuse them at submit time. Default: nothing more to check.
     func check(_ args: Args) throws
+
+    /// How long one attempt of this kind may run when its job sets no `timeout` of its own: at the deadline the
+    /// handler's task is cancelled and the attempt fails with "timed out after …" (retried like any failure).
+    /// Default nil: no limit.
+    var timeout: Duration? { get }
 }
 
 extension JobHandler {
     public func check(_ args: Args) throws {}
+
+    public var timeout: Duration? { nil }
 
     public func retryDelay(afterAttempt attempt: Int32) -> Duration {
         Backoff.standard(afterAttempt: attempt)
@@ -51,11 +58,15 @@ public enum JobError: Error, CustomStringConvertible {
     case retry(after: Duration, message: String)
     /// Fail the job now, with no retry: the input can never work.
     case permanent(String)
+    /// Not now: back to QUEUED, to run again after `delay` (at most 30 days), without spending an attempt. The job's
+    /// `snoozed` counts how often.
+    case snooze(Duration)
 
     public var description: String {
         switch self {
         case .retry(_, let message): return message
         case .permanent(let message): return message
+        case .snooze(let delay): return "snoozed for \(delay)"
         }
     }
 }
@@ -71,6 +82,8 @@ public struct AnyJobHandler: Sendable {
     public let validate: @Sendable (_ args: String) throws -> Void
     /// The handler's retry delay.
     let retryDelay: @Sendable (_ afterAttempt: Int32) -> Duration
+    /// The kind's default time limit per attempt (``JobHandler/timeout``).
+    public let timeout: Duration?
 
     /// Wraps a handler.
     public init<H: JobHandler>(_ handler: H) {
@@ -85,6 +98,7 @@ public struct AnyJobHandler: Sendable {
         }
         self.validate = { json in try handler.check(try ArgumentsError.decode(H.Args.self, from: json)) }
         self.retryDelay = { handler.retryDelay(afterAttempt: $0) }
+        self.timeout = handler.timeout
     }
 }
 

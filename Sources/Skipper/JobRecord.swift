@@ -28,12 +28,16 @@ public struct JobRecord: Sendable, Equatable {
     /// JSON text (an object).
     public var meta: String
     public var hasArtifact: Bool
+    /// The job's own time limit per attempt, in milliseconds (nil: its kind's, if any).
+    public var timeoutMilliseconds: Int32?
+    /// How often its handler snoozed it.
+    public var snoozed: Int32
 
     /// Every column but the artifact flag, in the order `init(row:)` decodes them.
     private static let rowColumns = """
         j.id, j.kind, j.queue, j.status, j.processed, j.total, j.attempt, j.max_attempts, j.priority, j.args::text,
         j.unique_key, j.run_at, j.created_at, j.started_at, j.finished_at, j.cancel_requested_at, j.errors::text,
-        j.result::text, j.meta::text
+        j.result::text, j.meta::text, j.timeout_ms, j.snoozed
         """
 
     /// The select list that `init(row:)` decodes, for a query on `skipper.jobs j`.
@@ -64,7 +68,9 @@ public struct JobRecord: Sendable, Equatable {
         self.errors = try cell(16, String.self)
         self.result = try cell(17, String?.self)
         self.meta = try cell(18, String.self)
-        self.hasArtifact = try cell(19, Bool.self)
+        self.timeoutMilliseconds = try cell(19, Int32?.self)
+        self.snoozed = try cell(20, Int32.self)
+        self.hasArtifact = try cell(21, Bool.self)
     }
 
     /// Roughly how many bytes the job's JSON takes: its jsonb columns and a fixed part for the rest.

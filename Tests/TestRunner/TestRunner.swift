@@ -26,7 +26,9 @@ struct TestRunner {
             configuration: config.database.clientConfiguration(
                 maxConnections: 2, applicationName: "skipper-test-runner-control", statementTimeout: runnerConfig.heartbeatInterval),
             backgroundLogger: logger)
-        let handlers = BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize) + [AnyJobHandler(Trace()), AnyJobHandler(Hold())]
+        let handlers = BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize) + [
+            AnyJobHandler(Trace()), AnyJobHandler(Hold()), AnyJobHandler(Snooze()), AnyJobHandler(Stubborn()), AnyJobHandler(Timed()),
+        ]
         let runner = try JobRunner(postgres: postgres, control: control, config: runnerConfig, handlers: handlers, logger: logger)
         var group = ServiceGroupConfiguration(
             services: [postgres, control, runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -121,5 +123,58 @@ struct Trace: JobHandler {
                 }
             }
         }.value
+    }
+}
+
+/// `snooze {"times": N, "ms": M}`: snoozes its first N runs for M ms each (it reads its own `snoozed` count), then
+/// completes with the count it saw.
+struct Snooze: JobHandler {
+    struct Args: Codable, Sendable {
+        var times: Int
+        var ms: Int
+    }
+    struct Output: Codable, Sendable {
+        var snoozed: Int
+    }
+    static let kind = "snooze"
+
+    func run(_ args: Args, context: JobContext) async throws -> Output? {
+        let snoozed = try await context.withConnection { connection -> Int in
+            let rows = try await connection.query("SELECT snoozed FROM skipper.jobs WHERE id = \(context.jobID)", logger: context.logger)
+            for try await count in rows.decode(Int32.self) { return Int(count) }
+            return -1
+        }
+        if snoozed < args.times { throw JobError.snooze(.milliseconds(args.ms)) }
+        return Output(snoozed: snoozed)
+    }
+}
+
+/// `stubborn {"ms": N}`: runs N ms and ignores cancellation (a handler that never checks it).
+struct Stubborn: JobHandler {
+    struct Args: Codable, Sendable {
+        var ms: Int
+    }
+    static let kind = "stubborn"
+
+    func run(_ args: Args, context: JobContext) async throws -> NoOutput? {
+        // A wait that cancellation does not end (and that holds no thread meanwhile).
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(args.ms)) { done.resume() }
+        }
+        return nil
+    }
+}
+
+/// `timed {"ms": N}`: sleeps N ms (cancellable); its kind's time limit is 500 ms.
+struct Timed: JobHandler {
+    struct Args: Codable, Sendable {
+        var ms: Int
+    }
+    static let kind = "timed"
+    var timeout: Duration? { .milliseconds(500) }
+
+    func run(_ args: Args, context: JobContext) async throws -> NoOutput? {
+        try await Task.sleep(for: .milliseconds(args.ms))
+        return nil
     }
 }

@@ -36,6 +36,8 @@ struct APIDocument: Sendable {
 
     static let tags: [(name: String, description: String)] = [
         ("jobs", "Submit, read, list, cancel, retry and follow jobs"),
+        ("queues", "Queues and kinds: pause, resume, concurrency and rate limits"),
+        ("schedules", "Periodic jobs: one job per tick, whatever the number of runners"),
         ("shop", "The shop's orders, sales report and settlement"),
         ("operations", "Health, readiness, metrics and this document"),
     ]

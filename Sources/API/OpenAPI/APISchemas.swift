@@ -31,6 +31,12 @@ enum APISchemas {
             Property(
                 "unique_key",
                 Schema.string(minLength: 1, maxLength: 256, printable: true, description: "At most one QUEUED job per key: submitting again returns that job (200)").orNull),
+            Property(
+                "timeout",
+                Schema.string(
+                    minLength: 2, maxLength: 32, printable: true,
+                    description: "How long one attempt may run (500ms, 30s, 5m, 2h; 1 ms to 24 days): at the deadline the attempt fails with `timed out after …` and is retried like any failure. Default: the kind's own limit, if any"
+                ).orNull.withExamples("30s")),
         ], name: "NewJob")
 
     static let job = Schema.object(
@@ -52,6 +58,8 @@ enum APISchemas {
             Property("started_at", Schema.dateTime.orNull, required: true),
             Property("finished_at", Schema.dateTime.orNull, required: true),
             Property("cancel_requested_at", Schema.dateTime.orNull, required: true),
+            Property("timeout_ms", Schema.int32(1...Int64(Int32.max), description: "The job's own time limit per attempt; null: its kind's, if any").orNull),
+            Property("snoozed", Schema.int32(0...Int64(Int32.max), description: "How often its handler asked to run again later (no attempt spent)")),
             Property(
                 "errors",
                 .array(
@@ -140,4 +148,66 @@ enum APISchemas {
     static let readiness = Schema.object(
         [Property("status", .constant("ready"), required: true), Property("schema_version", .int64(0...Int64.max), required: true)],
         closed: false, name: "Readiness")
+}
+
+/// Queues and kinds: pause flags and limits.
+extension APISchemas {
+    static let rate = Schema.object(
+        [
+            Property("limit", Schema.int32(1...1_000_000, description: "Starts allowed per period"), required: true),
+            Property(
+                "period",
+                Schema.string(minLength: 2, maxLength: 32, printable: true, description: "The sliding window: 30s, 1m, 1h or 1d, from 1 s to 7 days")
+                    .withExamples("1m"),
+                required: true),
+        ], description: "At most `limit` starts in any window of `period`, across all runners")
+
+    static let limits = Schema.object(
+        [
+            Property("concurrency", Schema.int32(1...1_000_000).orNull, required: true),
+            Property("partition_by", Schema.string().orNull, required: true),
+            Property(
+                "rate",
+                Schema.object(
+                    [Property("limit", .int32(1...1_000_000), required: true), Property("period", .string(), required: true)], closed: false
+                ).orNull,
+                required: true),
+        ], closed: false, name: "Limits")
+
+    static let limitsChange = Schema.object(
+        [
+            Property("concurrency", Schema.int32(1...1_000_000, description: "At most this many RUNNING jobs (per partition when partition_by is set); null clears it").orNull),
+            Property(
+                "partition_by",
+                Schema.string(minLength: 1, maxLength: 600, printable: true, description: "An argument path, `args.merchant_id`: concurrency counts per value of that argument; null clears it")
+                    .orNull.withExamples("args.merchant_id")),
+            Property("rate", rate.described("At most `limit` starts in any window of `period`; null clears it").orNull),
+        ], name: "LimitsChange")
+
+    static let queue = Schema.object(
+        [
+            Property("queue", name, required: true),
+            Property("paused", Schema(.boolean), required: true),
+            Property(
+                "counts",
+                Schema.object(JobStatus.allCases.map { Property($0.rawValue, .int64(0...Int64.max), required: true) }, closed: false,
+                              description: "Jobs per status (finished ones until retention prunes them)"),
+                required: true),
+            Property("oldest_queued_seconds", Schema.number.described("Age of the oldest QUEUED job; null when none waits").orNull, required: true),
+            Property("limits", limits, required: true),
+            Property("runners", Schema.int64(0...Int64.max, description: "Live runners serving the queue"), required: true),
+            Property("updated_at", Schema.dateTime.described("When its pause flag or limits last changed; null if never").orNull, required: true),
+        ], closed: false, name: "Queue")
+
+    static let queueList = Schema.object([Property("queues", .array(queue), required: true)], closed: false, name: "QueueList")
+
+    static let kind = Schema.object(
+        [
+            Property("kind", name, required: true),
+            Property("limits", limits, required: true),
+            Property("first_seen_at", .dateTime, required: true),
+            Property("last_seen_at", .dateTime, required: true),
+        ], closed: false, name: "Kind")
+
+    static let kindList = Schema.object([Property("kinds", .array(kind), required: true)], closed: false, name: "KindList")
 }

@@ -668,5 +668,294 @@ DROP FUNCTION skipper.prune_finished(bigint, integer);
 REVOKE UPDATE ON skipper.jobs_active FROM skipper_runner;
 """#
         ),
+        EmbeddedMigration(
+            version: 9, name: "operations",
+            up: #"""
+-- Operating the queue: pausing queues, concurrency and rate limits enforced in the claim, periodic jobs, timeouts
+-- and snoozes. Everything here is plain SQL to read and to change: an UPDATE of skipper.queues pauses a queue as
+-- surely as the API does.
+
+-- 1. Queues. A queue is named by its jobs; it has a row here once someone paused it or set a limit (pausing a queue
+-- no job names yet creates its row). Runners re-read this table at least every half second and the claim checks it
+-- in the same statement, so a change holds within a second.
+CREATE TABLE skipper.queues (
+    name         text        PRIMARY KEY CONSTRAINT queues_name_check CHECK (length(name) BETWEEN 1 AND 128),
+    paused       boolean     NOT NULL DEFAULT false,
+    -- At most this many RUNNING jobs of the queue, across all runners; with partition_by, per value of that argument.
+    concurrency  integer     CONSTRAINT queues_concurrency_check CHECK (concurrency > 0),
+    -- An argument path such as 'args.merchant_id': concurrency then counts per value of that argument.
+    partition_by text        CONSTRAINT queues_partition_by_check CHECK (partition_by ~ '^args(\.[A-Za-z0-9_-]{1,64}){1,8}$'),
+    -- At most rate_limit starts in any window of rate_period, across all runners.
+    rate_limit   integer     CONSTRAINT queues_rate_limit_check CHECK (rate_limit > 0),
+    rate_period  interval    CONSTRAINT queues_rate_period_check CHECK (rate_period >= interval '1 second' AND rate_period <= interval '7 days'),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT queues_rate_check CHECK ((rate_limit IS NULL) = (rate_period IS NULL)),
+    CONSTRAINT queues_partition_check CHECK (partition_by IS NULL OR concurrency IS NOT NULL)
+);
+COMMENT ON TABLE skipper.queues IS 'Pause flag and limits per queue; a queue without a row is running and unlimited.';
+
+-- 2. The same limits per kind (across every queue), beside what runners record of each kind.
+ALTER TABLE skipper.kinds
+    ADD COLUMN concurrency  integer  CONSTRAINT kinds_concurrency_check CHECK (concurrency > 0),
+    ADD COLUMN partition_by text     CONSTRAINT kinds_partition_by_check CHECK (partition_by ~ '^args(\.[A-Za-z0-9_-]{1,64}){1,8}$'),
+    ADD COLUMN rate_limit   integer  CONSTRAINT kinds_rate_limit_check CHECK (rate_limit > 0),
+    ADD COLUMN rate_period  interval CONSTRAINT kinds_rate_period_check CHECK (rate_period >= interval '1 second' AND rate_period <= interval '7 days'),
+    ADD CONSTRAINT kinds_rate_check CHECK ((rate_limit IS NULL) = (rate_period IS NULL)),
+    ADD CONSTRAINT kinds_partition_check CHECK (partition_by IS NULL OR concurrency IS NOT NULL);
+
+-- Starts counted by rate limits: one row per job started in a rate-limited queue or kind, kept for one period.
+CREATE TABLE skipper.rate_starts (
+    scope      text        NOT NULL,
+    started_at timestamptz NOT NULL
+);
+CREATE INDEX rate_starts_scope_idx ON skipper.rate_starts (scope, started_at);
+
+-- 3. Timeouts and snoozes. timeout_ms: the attempt fails when it runs longer (NULL: the kind's default, if any).
+-- snoozed: how often a handler asked to run again later, which does not spend an attempt.
+ALTER TABLE skipper.jobs
+    ADD COLUMN timeout_ms integer CONSTRAINT jobs_timeout_check CHECK (timeout_ms > 0),
+    ADD COLUMN snoozed integer NOT NULL DEFAULT 0;
+
+-- outcome 5: snoozed (back to QUEUED at a later run_at, the attempt not spent), unless a cancel was requested.
+CREATE OR REPLACE FUNCTION skipper.finish_status(outcome smallint, attempt integer, max_attempts integer, cancel_requested_at timestamptz)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN outcome = 0 THEN 'COMPLETED'
+        WHEN cancel_requested_at IS NOT NULL OR outcome = 3 THEN 'CANCELLED'
+        WHEN outcome IN (4, 5) THEN 'QUEUED'
+        WHEN outcome = 1 AND attempt < max_attempts THEN 'QUEUED'
+        ELSE 'FAILED'
+    END
+$$;
+
+-- 4. The claim of a queue that is limited, or whose runner serves a limited kind. Claims of one queue take turns (an
+-- advisory lock per queue, then one per limited kind, in name order), so each sees the RUNNING jobs and recent starts
+-- of the one before: a limit is never exceeded, whatever the number of runners. It walks at most `candidates` of
+-- the queue's waiting jobs in claim order and takes those every limit admits, up to `max_jobs`. Paused, or the
+-- runner's lease out: nothing.
+CREATE FUNCTION skipper.claim_limited(p_queue text, p_kinds text[], max_jobs integer, p_runner text, candidates integer DEFAULT 1000)
+RETURNS TABLE (id bigint, lease bigint, queue text, kind text, args text, attempt integer, max_attempts integer,
+               meta text, request_id text, priority smallint, run_at timestamptz, timeout_ms integer)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    q skipper.queues;
+    k record;
+    c record;
+    at timestamptz;
+    -- Budgets left: 'queue', 'queue-rate', 'queue:<key>', 'kind:<kind>', 'kind-rate:<kind>', 'kind:<kind>:<key>'.
+    budget jsonb := '{}';
+    limited_kinds jsonb := '{}';
+    rate_kinds text[] := '{}';
+    chosen bigint[] := '{}';
+    key text;
+    name text;
+    ok boolean;
+    qpath text[];
+    kpath text[];
+    claim_lease bigint;
+BEGIN
+    IF max_jobs IS NULL OR max_jobs < 1 THEN RETURN; END IF;
+    IF NOT EXISTS (SELECT FROM skipper.runners r
+                   WHERE r.id = p_runner AND r.heartbeat_at > now() - r.lease_ms * interval '1 millisecond') THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('skipper.queue ' || p_queue, 0));
+    FOR k IN SELECT kd.kind FROM skipper.kinds kd
+             WHERE kd.kind = ANY (p_kinds) AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL)
+             ORDER BY kd.kind LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended('skipper.kind ' || k.kind, 0));
+    END LOOP;
+    -- Read after the locks (each statement of this function sees what committed before it began).
+    at := clock_timestamp();
+    SELECT * INTO q FROM skipper.queues WHERE skipper.queues.name = p_queue;
+    IF q.paused THEN RETURN; END IF;
+    IF q.concurrency IS NOT NULL THEN
+        IF q.partition_by IS NULL THEN
+            budget := budget || jsonb_build_object('queue', q.concurrency - (
+                SELECT count(*) FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.queue = p_queue));
+        ELSE
+            qpath := string_to_array(substr(q.partition_by, 6), '.');
+            budget := budget || coalesce((
+                SELECT jsonb_object_agg('queue:' || g.key, q.concurrency - g.n) FROM (
+                    SELECT coalesce(j.args #>> qpath, '') AS key, count(*) AS n FROM skipper.jobs_active j
+                    WHERE j.status = 'RUNNING' AND j.queue = p_queue GROUP BY 1) g), '{}');
+        END IF;
+    END IF;
+    IF q.rate_limit IS NOT NULL THEN
+        DELETE FROM skipper.rate_starts s WHERE s.scope = 'queue ' || p_queue AND s.started_at <= at - q.rate_period;
+        budget := budget || jsonb_build_object('queue-rate', q.rate_limit - (
+            SELECT count(*) FROM skipper.rate_starts s WHERE s.scope = 'queue ' || p_queue));
+    END IF;
+    FOR k IN SELECT kd.* FROM skipper.kinds kd
+             WHERE kd.kind = ANY (p_kinds) AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL) LOOP
+        limited_kinds := limited_kinds || jsonb_build_object(k.kind, coalesce(k.partition_by, ''));
+        IF k.concurrency IS NOT NULL THEN
+            IF k.partition_by IS NULL THEN
+                budget := budget || jsonb_build_object('kind:' || k.kind, k.concurrency - (
+                    SELECT count(*) FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = k.kind));
+            ELSE
+                kpath := string_to_array(substr(k.partition_by, 6), '.');
+                budget := budget || jsonb_build_object('kind-default:' || k.kind, k.concurrency) || coalesce((
+                    SELECT jsonb_object_agg('kind:' || k.kind || ':' || g.key, k.concurrency - g.n) FROM (
+                        SELECT coalesce(j.args #>> kpath, '') AS key, count(*) AS n FROM skipper.jobs_active j
+                        WHERE j.status = 'RUNNING' AND j.kind = k.kind GROUP BY 1) g), '{}');
+            END IF;
+        END IF;
+        IF k.rate_limit IS NOT NULL THEN
+            rate_kinds := rate_kinds || k.kind;
+            DELETE FROM skipper.rate_starts s WHERE s.scope = 'kind ' || k.kind AND s.started_at <= at - k.rate_period;
+            budget := budget || jsonb_build_object('kind-rate:' || k.kind, k.rate_limit - (
+                SELECT count(*) FROM skipper.rate_starts s WHERE s.scope = 'kind ' || k.kind));
+        END IF;
+    END LOOP;
+    IF (budget->>'queue')::int <= 0 OR (budget->>'queue-rate')::int <= 0 THEN RETURN; END IF;
+
+    FOR c IN SELECT j.id, j.kind, j.args FROM skipper.jobs_active j
+             WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.queue = p_queue AND j.run_at <= now()
+               AND j.kind = ANY (p_kinds)
+             ORDER BY j.priority, j.run_at, j.id LIMIT candidates LOOP
+        ok := coalesce((budget->>'queue')::int, 1) > 0 AND coalesce((budget->>'queue-rate')::int, 1) > 0;
+        IF ok AND qpath IS NOT NULL THEN
+            key := 'queue:' || coalesce(c.args #>> qpath, '');
+            ok := coalesce((budget->>key)::int, q.concurrency) > 0;
+        END IF;
+        IF ok AND limited_kinds ? c.kind THEN
+            ok := coalesce((budget->>('kind:' || c.kind))::int, 1) > 0
+                  AND coalesce((budget->>('kind-rate:' || c.kind))::int, 1) > 0;
+            IF ok AND limited_kinds->>c.kind <> '' THEN
+                name := 'kind:' || c.kind || ':' || coalesce(c.args #>> string_to_array(substr(limited_kinds->>c.kind, 6), '.'), '');
+                ok := coalesce((budget->>name)::int, (budget->>('kind-default:' || c.kind))::int) > 0;
+            END IF;
+        END IF;
+        CONTINUE WHEN NOT ok;
+        chosen := chosen || c.id;
+        IF budget ? 'queue' THEN budget := jsonb_set(budget, '{queue}', to_jsonb((budget->>'queue')::int - 1)); END IF;
+        IF budget ? 'queue-rate' THEN budget := jsonb_set(budget, '{queue-rate}', to_jsonb((budget->>'queue-rate')::int - 1)); END IF;
+        IF qpath IS NOT NULL THEN
+            key := 'queue:' || coalesce(c.args #>> qpath, '');
+            budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, q.concurrency) - 1);
+        END IF;
+        IF limited_kinds ? c.kind THEN
+            IF budget ? ('kind:' || c.kind) AND limited_kinds->>c.kind = '' THEN
+                budget := budget || jsonb_build_object('kind:' || c.kind, (budget->>('kind:' || c.kind))::int - 1);
+            END IF;
+            IF budget ? ('kind-rate:' || c.kind) THEN
+                budget := budget || jsonb_build_object('kind-rate:' || c.kind, (budget->>('kind-rate:' || c.kind))::int - 1);
+            END IF;
+            IF limited_kinds->>c.kind <> '' THEN
+                name := 'kind:' || c.kind || ':' || coalesce(c.args #>> string_to_array(substr(limited_kinds->>c.kind, 6), '.'), '');
+                budget := budget || jsonb_build_object(name, coalesce((budget->>name)::int, (budget->>('kind-default:' || c.kind))::int) - 1);
+            END IF;
+        END IF;
+        EXIT WHEN cardinality(chosen) >= max_jobs
+               OR (budget->>'queue')::int <= 0 OR (budget->>'queue-rate')::int <= 0;
+    END LOOP;
+    IF cardinality(chosen) = 0 THEN RETURN; END IF;
+
+    claim_lease := nextval('skipper.job_leases');
+    RETURN QUERY
+    WITH u AS (
+        UPDATE skipper.jobs_active j
+        SET status = 'RUNNING', attempt = least(j.attempt, 2147483646) + 1, started_at = at, runner_id = p_runner,
+            lease = claim_lease
+        WHERE j.id = ANY (chosen) AND j.status = 'QUEUED' AND j.finished_at IS NULL
+        RETURNING j.id, j.lease, j.queue, j.kind, j.args::text AS args, j.attempt, j.max_attempts, j.meta::text AS meta,
+                  j.meta->>'request_id' AS request_id, j.priority, j.run_at, j.timeout_ms),
+    started AS (
+        INSERT INTO skipper.rate_starts (scope, started_at)
+        SELECT 'queue ' || p_queue, at FROM u WHERE q.rate_limit IS NOT NULL
+        UNION ALL
+        SELECT 'kind ' || u.kind, at FROM u WHERE u.kind = ANY (rate_kinds))
+    SELECT u.id, u.lease, u.queue, u.kind, u.args, u.attempt, u.max_attempts, u.meta, u.request_id, u.priority, u.run_at, u.timeout_ms
+    FROM u;
+END
+$$;
+
+-- What the fast claim checks in the same statement: is this queue, or one of these kinds, under control? Then the
+-- runner's view of the controls is stale, and it claims nothing this time (it re-reads them and claims through
+-- skipper.claim_limited).
+CREATE FUNCTION skipper.controlled(p_queue text, p_kinds text[]) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT FROM skipper.queues q
+                   WHERE q.name = p_queue AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL))
+        OR EXISTS (SELECT FROM skipper.kinds k
+                   WHERE k.kind = ANY (p_kinds) AND (k.concurrency IS NOT NULL OR k.rate_limit IS NOT NULL))
+$$;
+
+-- 5. Periodic jobs. One job per (schedule, tick): the tick's row is inserted in the transaction that enqueues its
+-- job, under the schedule's row lock, and its primary key refuses a second; a runner that dies mid-tick rolls both
+-- back and another runner makes the tick.
+CREATE TABLE skipper.schedules (
+    name         text        PRIMARY KEY CONSTRAINT schedules_name_check CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$'),
+    cron         text        NOT NULL CONSTRAINT schedules_cron_check CHECK (length(cron) BETWEEN 1 AND 200),
+    timezone     text        NOT NULL DEFAULT 'UTC',
+    kind         text        NOT NULL CONSTRAINT schedules_kind_check CHECK (length(kind) BETWEEN 1 AND 128),
+    args         jsonb       NOT NULL DEFAULT '{}',
+    queue        text        NOT NULL DEFAULT 'default' CONSTRAINT schedules_queue_check CHECK (length(queue) BETWEEN 1 AND 128),
+    priority     smallint    NOT NULL DEFAULT 0,
+    max_attempts integer     NOT NULL DEFAULT 25 CONSTRAINT schedules_max_attempts_check CHECK (max_attempts > 0),
+    timeout_ms   integer     CONSTRAINT schedules_timeout_check CHECK (timeout_ms > 0),
+    -- Ticks missed while no runner ran: 'latest' makes one job for the latest of them; 'none' skips them all.
+    catch_up     text        NOT NULL DEFAULT 'latest' CONSTRAINT schedules_catch_up_check CHECK (catch_up IN ('latest', 'none')),
+    paused       boolean     NOT NULL DEFAULT false,
+    -- 'code': declared by a runner's program (it rewrites the row when it starts); 'api': made over REST or in SQL.
+    source       text        NOT NULL DEFAULT 'api' CONSTRAINT schedules_source_check CHECK (source IN ('api', 'code')),
+    -- The next tick to make; NULL: a runner computes it.
+    next_run_at  timestamptz,
+    last_run_at  timestamptz,
+    last_job_id  bigint,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX schedules_due_idx ON skipper.schedules (next_run_at) WHERE NOT paused;
+COMMENT ON TABLE skipper.schedules IS 'Periodic jobs: one job per tick, made by whichever runner gets there first.';
+
+CREATE TABLE skipper.schedule_ticks (
+    schedule   text        NOT NULL REFERENCES skipper.schedules (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    tick       timestamptz NOT NULL,
+    job_id     bigint      NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schedule, tick)
+);
+COMMENT ON TABLE skipper.schedule_ticks IS 'The job made for each tick of each schedule (kept a week).';
+
+-- 6. Rights. The API reads and changes the controls and schedules; runners read them, make ticks and count starts.
+GRANT SELECT, INSERT, UPDATE ON skipper.queues TO skipper_api;
+GRANT SELECT ON skipper.queues TO skipper_runner;
+GRANT SELECT ON skipper.runners TO skipper_api;
+GRANT UPDATE (concurrency, partition_by, rate_limit, rate_period), INSERT ON skipper.kinds TO skipper_api;
+GRANT SELECT, INSERT, DELETE ON skipper.rate_starts TO skipper_runner;
+GRANT SELECT ON skipper.rate_starts TO skipper_api;
+GRANT SELECT, INSERT, UPDATE, DELETE ON skipper.schedules TO skipper_api;
+GRANT SELECT, INSERT, UPDATE ON skipper.schedules TO skipper_runner;
+GRANT SELECT ON skipper.schedule_ticks TO skipper_api;
+GRANT SELECT, INSERT, DELETE ON skipper.schedule_ticks TO skipper_runner;
+"""#,
+            down: #"""
+-- Back to no controls, schedules, timeouts or snoozes. Jobs snoozed or given a timeout keep running without them.
+DROP TABLE skipper.schedule_ticks;
+DROP TABLE skipper.schedules;
+DROP FUNCTION skipper.controlled(text, text[]);
+DROP FUNCTION skipper.claim_limited(text, text[], integer, text, integer);
+CREATE OR REPLACE FUNCTION skipper.finish_status(outcome smallint, attempt integer, max_attempts integer, cancel_requested_at timestamptz)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN outcome = 0 THEN 'COMPLETED'
+        WHEN cancel_requested_at IS NOT NULL OR outcome = 3 THEN 'CANCELLED'
+        WHEN outcome = 4 THEN 'QUEUED'
+        WHEN outcome = 1 AND attempt < max_attempts THEN 'QUEUED'
+        ELSE 'FAILED'
+    END
+$$;
+ALTER TABLE skipper.jobs DROP COLUMN snoozed, DROP COLUMN timeout_ms;
+DROP TABLE skipper.rate_starts;
+REVOKE INSERT, UPDATE ON skipper.kinds FROM skipper_api;
+REVOKE SELECT ON skipper.runners FROM skipper_api;
+ALTER TABLE skipper.kinds
+    DROP CONSTRAINT kinds_partition_check, DROP CONSTRAINT kinds_rate_check,
+    DROP COLUMN rate_period, DROP COLUMN rate_limit, DROP COLUMN partition_by, DROP COLUMN concurrency;
+DROP TABLE skipper.queues;
+"""#
+        ),
     ]
 }

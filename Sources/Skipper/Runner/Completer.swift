@@ -24,8 +24,11 @@ final class Completer: Service, Sendable {
     /// How long the last writes may keep failing at shutdown (PostgreSQL unreachable) before the runner gives up on
     /// them and exits: the jobs stay RUNNING under its id, and a rescue requeues them once its lease runs out.
     let finalFlush: Duration
+    /// Rung when finishes of limited queues were written (a slot may have opened): the runner's claimer.
+    let wakeClaims: WakeSignal
 
-    init(store: JobStore, runnerID: String, logger: Logger, finalFlush: Duration = .seconds(10)) {
+    init(store: JobStore, runnerID: String, logger: Logger, wakeClaims: WakeSignal = WakeSignal(), finalFlush: Duration = .seconds(10)) {
+        self.wakeClaims = wakeClaims
         self.store = store
         self.runnerID = runnerID
         self.logger = logger
@@ -98,6 +101,7 @@ final class Completer: Service, Sendable {
             do {
                 try await self.write(batch)
                 backoff.reset()
+                self.announceOpenedSlots(batch)
             } catch {
                 self.buffer.withLock { buffer in
                     buffer.insert(contentsOf: batch, at: 0)
@@ -112,6 +116,16 @@ final class Completer: Service, Sendable {
                 try? await Task.sleep(for: delay)
             }
         }
+    }
+
+    /// Finishes of jobs whose queue a limit governs free a slot: this runner's claimer is woken, and the queue's
+    /// other runners by a `skipper_jobs` notification (best effort: they poll too).
+    private func announceOpenedSlots(_ batch: [Finished]) {
+        let queues = Set(batch.compactMap(\.limitedQueue))
+        guard !queues.isEmpty else { return }
+        self.wakeClaims.signal()
+        let store = self.store
+        Task { try? await store.notifyInserted(queues: queues.sorted()) }
     }
 
     /// Writes `batch`, isolating outcomes PostgreSQL refuses; throws only when the write may succeed if tried again.

@@ -21,6 +21,8 @@ final class Executor: Service, Sendable {
         case shutdown
         /// Taken from this runner (rescued while it was cut off), or its lease ran out.
         case lost
+        /// Ran past its time limit.
+        case timedOut(Duration)
     }
 
     private struct State {
@@ -48,8 +50,14 @@ final class Executor: Service, Sendable {
     let lease: RunnerLease
     /// The runner's control connections (the heartbeat's): statements' cancels are sent from there.
     let control: PostgresClient
-    /// Rung by notifications on our queues, by freed slots while all were busy, and by shutdown.
-    let wake = WakeSignal()
+    /// Rung by notifications on our queues, by freed slots while all were busy, by finishes written in limited
+    /// queues, and by shutdown.
+    let wake: WakeSignal
+    /// The pause flags and limits of our queues and kinds, as last read (every `controlsRefresh`).
+    private let controls = Mutex(QueueControls())
+    static let controlsRefresh = Duration.milliseconds(500)
+    /// Which limited queue the next claim starts with: each gets its turn to fill the batch first.
+    private let limitedTurn = Atomic<Int>(0)
     /// Opens when shutdown is asked for: an in-flight claim gets a second more (see `claim(limit:after:)`).
     private let stopRequested = StartGate()
     private let state = Mutex(State())
@@ -58,8 +66,10 @@ final class Executor: Service, Sendable {
 
     init(
         store: JobStore, handlers: [String: AnyJobHandler], config: RunnerConfig, runnerID: String, logger: Logger,
-        completer: Completer, board: ProgressBoard, gate: StartGate, lease: RunnerLease, control: PostgresClient
+        completer: Completer, board: ProgressBoard, gate: StartGate, lease: RunnerLease, control: PostgresClient,
+        wake: WakeSignal = WakeSignal()
     ) {
+        self.wake = wake
         self.control = control
         self.store = store
         self.handlers = handlers
@@ -80,6 +90,7 @@ final class Executor: Service, Sendable {
         // lease runs out, like any others, or they would run on beside their rescued selves.
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.watchLease() }
+            group.addTask { await self.watchControls() }
             await withGracefulShutdownHandler {
                 await self.claimLoop()
             } onGracefulShutdown: {
@@ -115,6 +126,33 @@ final class Executor: Service, Sendable {
             // Wake at the expiry if it is near, at the latest every 100 ms.
             let wait = held ? (self.lease.expiresAt.map { min(max($0 - .now, .milliseconds(5)), .milliseconds(100)) } ?? .milliseconds(100)) : .milliseconds(100)
             try? await Task.sleep(for: wait)
+        }
+    }
+
+    /// Re-reads the pause flags and limits of the runner's queues and kinds every `controlsRefresh`. The fast claim
+    /// checks them itself too (it claims nothing from a queue that a stale view takes for uncontrolled), so a pause
+    /// or a new limit holds at once; this view decides how the next claims are made.
+    private func watchControls() async {
+        var failed = false
+        while !Task.isCancelled {
+            do {
+                let fresh = try await self.store.controls(queues: self.config.queues, kinds: self.kinds)
+                let changed = self.controls.withLock { current -> Bool in
+                    defer { current = fresh }
+                    return current != fresh
+                }
+                if changed {
+                    self.logger.info(
+                        "queue controls changed",
+                        metadata: ["paused": "\(fresh.paused.sorted())", "limited": "\(fresh.limited.sorted())", "kinds.limited": "\(fresh.kindsLimited)"])
+                    self.wake.signal()
+                }
+                failed = false
+            } catch {
+                if !failed { self.logger.warning("could not read queue controls; keeping the last", metadata: ["error": "\(describe(error))"]) }
+                failed = true
+            }
+            try? await Task.sleep(for: Self.controlsRefresh)
         }
     }
 
@@ -200,10 +238,7 @@ final class Executor: Service, Sendable {
             group.addTask {
                 // Abandoned after 30 s (a claim sent as its connection closed can wait forever for its answer); if it
                 // committed after all, the cancel sweep releases the jobs it took.
-                try await abandoningAfter(.seconds(30)) {
-                    try await self.store.claim(
-                        queues: self.config.queues, kinds: self.kinds, runnerID: self.runnerID, limit: limit, after: positions)
-                }
+                try await abandoningAfter(.seconds(30)) { try await self.claimFromEachQueue(limit: limit, after: positions) }
             }
             group.addTask {
                 await self.stopRequested.wait()
@@ -214,6 +249,23 @@ final class Executor: Service, Sendable {
             guard let jobs = try await group.next(), let jobs else { throw CancellationError() }
             return jobs
         }
+    }
+
+    /// The fast claim for the queues without controls, then `skipper.claim_limited` for each limited one (taking
+    /// turns at going first) until `limit` jobs are claimed. Paused queues are skipped.
+    private func claimFromEachQueue(limit: Int, after positions: [String: ClaimPosition]) async throws -> [ClaimedJob] {
+        let (fast, limited) = self.controls.withLock { $0 }.split(self.config.queues)
+        var jobs: [ClaimedJob] = []
+        if !fast.isEmpty {
+            jobs = try await self.store.claim(queues: fast, kinds: self.kinds, runnerID: self.runnerID, limit: limit, after: positions)
+        }
+        guard !limited.isEmpty else { return jobs }
+        let first = self.limitedTurn.wrappingAdd(1, ordering: .relaxed).oldValue
+        for index in 0..<limited.count where jobs.count < limit {
+            let queue = limited[(first + index) % limited.count]
+            jobs += try await self.store.claimLimited(queue: queue, kinds: self.kinds, runnerID: self.runnerID, limit: limit - jobs.count)
+        }
+        return jobs
     }
 
     private func start(_ job: ClaimedJob) {
@@ -244,11 +296,13 @@ final class Executor: Service, Sendable {
         if debug { context.logger.debug("job started") }
         let outcome: Finished.Outcome
         if let handler = self.handlers[job.kind] {
+            let timer = (job.timeout ?? handler.timeout).map { limit in Task { await self.enforce(limit, on: job.claim) } }
             do {
                 outcome = .completed(result: try await handler.execute(job.args, context))
             } catch {
                 outcome = self.outcome(of: error, job: job, handler: handler)
             }
+            timer?.cancel()
         } else {
             // The claim takes only kinds this runner handles; should one slip through (a kind renamed under a running
             // process?), it goes back for a runner that has the handler, never FAILED by one that has not.
@@ -260,12 +314,14 @@ final class Executor: Service, Sendable {
         case .failed(let error, _, let permanent): context.logger.info("job failed", metadata: ["error": "\(error)", "permanent": "\(permanent)"])
         case .cancelled: context.logger.info("job cancelled")
         case .released: context.logger.info("job released for another runner")
+        case .snoozed(let delay): if debug { context.logger.debug("job snoozed", metadata: ["delay": "\(delay)"]) }
         }
         let progress = self.board.finish(job.claim)
+        let limited = self.controls.withLock { $0.kindsLimited || $0.limited.contains(job.queue) }
         self.completer.submit(
             Finished(
                 claim: job.claim, outcome: outcome, processed: progress?.processed ?? -1, total: progress?.total ?? -1,
-                announce: job.meta.utf8.count > 2 && job.meta.contains(announceFinishKey)))
+                announce: job.meta.utf8.count > 2 && job.meta.contains(announceFinishKey), limitedQueue: limited ? job.queue : nil))
         let wakeClaimer = self.state.withLock { state -> Bool in
             state.running[job.claim] = nil
             return state.waitingForSlot
@@ -278,9 +334,13 @@ final class Executor: Service, Sendable {
         switch reason {
         case .cancelRequested: return .cancelled
         case .shutdown, .lost: return .released
+        case .timedOut(let limit):
+            return .failed(error: "timed out after \(Self.format(limit))", retryDelay: handler.retryDelay(job.attempt), permanent: false)
         case nil: break
         }
         switch error {
+        case JobError.snooze(let delay):
+            return .snoozed(delay)
         case let error as ArgumentsError:
             return .failed(error: "invalid args: \(error)", retryDelay: .zero, permanent: true)
         case JobError.permanent(let message):
@@ -290,6 +350,38 @@ final class Executor: Service, Sendable {
         default:
             return .failed(error: describe(error), retryDelay: handler.retryDelay(job.attempt), permanent: false)
         }
+    }
+
+    /// Stops the job at its time limit; a handler still running a second later ignores cancellation, which is
+    /// logged (its slot stays taken until it returns). Cancelled when the handler returns first.
+    private func enforce(_ limit: Duration, on claim: Claim) async {
+        do {
+            try await Task.sleep(for: limit)
+        } catch { return }
+        self.stop(claim, reason: .timedOut(limit))
+        let grace = min(limit, .seconds(1))
+        guard (try? await Task.sleep(for: grace)) != nil else { return }
+        self.logger.warning(
+            "a timed-out job's handler ignores cancellation; its slot stays taken until it returns",
+            metadata: ["job.id": "\(claim.jobID)", "job.lease": "\(claim.lease)", "timeout": "\(Self.format(limit))"])
+    }
+
+    /// A duration as people write it: "30s", "1m30s", "250ms".
+    static func format(_ duration: Duration) -> String {
+        var ms = duration.milliseconds
+        guard ms % 1000 != 0 || ms == 0 else {
+            var text = ""
+            var seconds = ms / 1000
+            for (unit, size) in [("h", Int64(3600)), ("m", 60)] where seconds >= size {
+                text += "\(seconds / size)\(unit)"
+                seconds %= size
+            }
+            return seconds > 0 || text.isEmpty ? text + "\(seconds)s" : text
+        }
+        if ms < 1000 { return "\(ms)ms" }
+        let seconds = ms / 1000
+        ms %= 1000
+        return "\(seconds).\(String(format: "%03d", ms))s"
     }
 
     // MARK: - Cancelling

@@ -36,9 +36,9 @@ extension JobStore {
         let meta = try Self.json(options.meta)
         let query: PostgresQuery = """
             WITH ins AS (
-              INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, unique_key, meta)
+              INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, unique_key, meta, timeout_ms)
               VALUES (\(options.queue), \(kind), \(args)::jsonb, \(options.priority), coalesce(\(options.runAt), now()),
-                      \(options.maxAttempts), \(options.uniqueKey), \(meta)::jsonb)
+                      \(options.maxAttempts), \(options.uniqueKey), \(meta)::jsonb, \(options.timeoutMilliseconds))
               ON CONFLICT (kind, unique_key, finished_at) WHERE status = 'QUEUED' AND unique_key IS NOT NULL DO NOTHING
               RETURNING *),
             sooner AS (
@@ -98,11 +98,12 @@ extension JobStore {
         let maxAttempts = jobs.map(\.options.maxAttempts)
         let keys = jobs.map { $0.options.uniqueKey ?? "" }
         let metas = try jobs.map { try Self.json($0.options.meta) }
+        let timeouts = jobs.map { $0.options.timeoutMilliseconds ?? 0 }
         let query: PostgresQuery = """
-            INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, unique_key, meta)
-            SELECT q, k, a::jsonb, p, CASE WHEN r < 0 THEN now() ELSE to_timestamp(r) END, m, nullif(u, ''), e::jsonb
+            INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, unique_key, meta, timeout_ms)
+            SELECT q, k, a::jsonb, p, CASE WHEN r < 0 THEN now() ELSE to_timestamp(r) END, m, nullif(u, ''), e::jsonb, nullif(t, 0)
             FROM unnest(\(queues)::text[], \(kinds)::text[], \(args)::text[], \(priorities)::int2[], \(runAts)::float8[],
-                        \(maxAttempts)::int4[], \(keys)::text[], \(metas)::text[]) AS t(q, k, a, p, r, m, u, e)
+                        \(maxAttempts)::int4[], \(keys)::text[], \(metas)::text[], \(timeouts)::int4[]) AS t(q, k, a, p, r, m, u, e, t)
             ON CONFLICT (kind, unique_key, finished_at) WHERE status = 'QUEUED' AND unique_key IS NOT NULL DO NOTHING
             RETURNING id
             """
@@ -159,17 +160,17 @@ public struct NewJob: Sendable {
 /// One submission: the bare INSERT … RETURNING, prepared once per connection.
 struct SubmitStatement: PostgresPreparedStatement {
     static let sql = """
-        INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta)
-        VALUES ($1, $2, $3::jsonb, $4, coalesce($5, now()), $6, $7::jsonb)
+        INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta, timeout_ms)
+        VALUES ($1, $2, $3::jsonb, $4, coalesce($5, now()), $6, $7::jsonb, $8)
         RETURNING \(JobRecord.insertedColumns)
         """
-    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int2, .timestamptz, .int4, .text]
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int2, .timestamptz, .int4, .text, .int4]
     typealias Row = JobRecord
 
     let job: NewJob
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 7)
+        var bindings = PostgresBindings(capacity: 8)
         bindings.append(self.job.options.queue)
         bindings.append(self.job.kind)
         bindings.append(self.job.args)
@@ -177,6 +178,7 @@ struct SubmitStatement: PostgresPreparedStatement {
         if let runAt = self.job.options.runAt { bindings.append(runAt) } else { bindings.appendNull() }
         bindings.append(self.job.options.maxAttempts)
         bindings.append(try JobStore.json(self.job.options.meta))
+        bindings.append(self.job.options.timeoutMilliseconds)
         return bindings
     }
 
@@ -189,18 +191,18 @@ struct SubmitStatement: PostgresPreparedStatement {
 struct EnqueueStatement: PostgresPreparedStatement {
     static let sql = """
         WITH i AS (
-          INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, meta)
-          VALUES ($1, $2, $3::jsonb, $4, coalesce($5, now()), $6, $7::jsonb)
+          INSERT INTO skipper.jobs (queue, kind, args, priority, run_at, max_attempts, meta, timeout_ms)
+          VALUES ($1, $2, $3::jsonb, $4, coalesce($5, now()), $6, $7::jsonb, $8)
           RETURNING id, queue)
-        SELECT i.id FROM i LEFT JOIN LATERAL (SELECT pg_notify('\(Channel.jobs)', i.queue) WHERE $8) n ON true
+        SELECT i.id FROM i LEFT JOIN LATERAL (SELECT pg_notify('\(Channel.jobs)', i.queue) WHERE $9) n ON true
         """
-    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int2, .timestamptz, .int4, .text, .bool]
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int2, .timestamptz, .int4, .text, .int4, .bool]
     typealias Row = Int64
 
     let job: NewJob
     let notify: Bool
 
-    /// The submit's seven values (the same columns), then whether to notify.
+    /// The submit's eight values (the same columns), then whether to notify.
     func makeBindings() throws -> PostgresBindings {
         var bindings = try SubmitStatement(job: self.job).makeBindings()
         bindings.append(self.notify)
@@ -213,14 +215,16 @@ struct EnqueueStatement: PostgresPreparedStatement {
 /// Many submissions in one statement: arrays bound as parameters, unnested in order, prepared once per connection.
 struct SubmitManyStatement: PostgresPreparedStatement {
     static let sql = """
-        INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta)
-        SELECT q, k, a::jsonb, p, CASE WHEN has_r THEN r ELSE now() END, m, e::jsonb
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::bool[], $6::timestamptz[], $7::int4[], $8::text[])
-             WITH ORDINALITY AS t(q, k, a, p, has_r, r, m, e, n)
+        INSERT INTO skipper.jobs AS j (queue, kind, args, priority, run_at, max_attempts, meta, timeout_ms)
+        SELECT q, k, a::jsonb, p, CASE WHEN has_r THEN r ELSE now() END, m, e::jsonb, nullif(t, 0)
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::bool[], $6::timestamptz[], $7::int4[], $8::text[], $9::int4[])
+             WITH ORDINALITY AS t(q, k, a, p, has_r, r, m, e, t, n)
         ORDER BY n
         RETURNING \(JobRecord.insertedColumns)
         """
-    static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .textArray, .int2Array, .boolArray, .timestamptzArray, .int4Array, .textArray]
+    static let bindingDataTypes: [PostgresDataType] = [
+        .textArray, .textArray, .textArray, .int2Array, .boolArray, .timestamptzArray, .int4Array, .textArray, .int4Array,
+    ]
     typealias Row = JobRecord
 
     let jobs: [NewJob]
@@ -230,7 +234,7 @@ struct SubmitManyStatement: PostgresPreparedStatement {
     }
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 8)
+        var bindings = PostgresBindings(capacity: 9)
         bindings.append(self.jobs.map(\.options.queue))
         bindings.append(self.jobs.map(\.kind))
         bindings.append(self.jobs.map(\.args))
@@ -240,6 +244,8 @@ struct SubmitManyStatement: PostgresPreparedStatement {
         bindings.append(self.jobs.map { $0.options.runAt ?? Date(timeIntervalSince1970: 0) })
         bindings.append(self.jobs.map(\.options.maxAttempts))
         bindings.append(try self.jobs.map { try JobStore.json($0.options.meta) })
+        // 0: no timeout of its own (arrays cannot hold NULL here).
+        bindings.append(self.jobs.map { $0.options.timeoutMilliseconds ?? 0 })
         return bindings
     }
 

@@ -13,6 +13,8 @@ package struct Finished: Sendable {
         case cancelled
         /// Stopped by this runner (shutdown, lost lease) or never started: back to QUEUED without spending the attempt.
         case released
+        /// The handler asked to run again after the delay: back to QUEUED without spending the attempt.
+        case snoozed(Duration)
 
         /// The code `skipper.finish_status` reads.
         var code: Int16 {
@@ -21,6 +23,7 @@ package struct Finished: Sendable {
             case .failed(_, _, let permanent): return permanent ? 2 : 1
             case .cancelled: return 3
             case .released: return 4
+            case .snoozed: return 5
             }
         }
     }
@@ -34,7 +37,14 @@ package struct Finished: Sendable {
     /// The job asked for its finish to be announced (typed enqueue: someone may await its result).
     package let announce: Bool
 
-    package init(claim: Claim, outcome: Outcome, processed: Int64 = -1, total: Int64 = -1, announce: Bool = false) {
+    /// The job's queue when a limit governs its claims: once this finish is written, runners of the queue are woken,
+    /// as a slot may have opened.
+    package var limitedQueue: String?
+
+    package init(
+        claim: Claim, outcome: Outcome, processed: Int64 = -1, total: Int64 = -1, announce: Bool = false, limitedQueue: String? = nil
+    ) {
+        self.limitedQueue = limitedQueue
         self.claim = claim
         self.outcome = outcome
         self.processed = processed
@@ -50,7 +60,9 @@ package struct Finished: Sendable {
 
     /// The same claim, failed permanently with `error` instead (when PostgreSQL refuses to store the real outcome).
     package func failedInstead(_ error: String) -> Finished {
-        Finished(claim: self.claim, outcome: .failed(error: error, retryDelay: .zero, permanent: true), announce: self.announce)
+        Finished(
+            claim: self.claim, outcome: .failed(error: error, retryDelay: .zero, permanent: true), announce: self.announce,
+            limitedQueue: self.limitedQueue)
     }
 }
 
@@ -101,6 +113,51 @@ extension JobStore {
         }
     }
 
+    /// Claims up to `limit` jobs of one queue that is paused or limited, or whose runner serves a limited kind, through
+    /// `skipper.claim_limited`: claims of the queue take turns on an advisory lock and admit only what every limit of
+    /// the queue and of the kinds allows, so no limit is exceeded whatever the number of runners. Walks at most
+    /// `candidates` waiting jobs from the head of the queue.
+    package func claimLimited(
+        queue: String, kinds: [String], runnerID: String, limit: Int, candidates: Int = 1000
+    ) async throws -> [ClaimedJob] {
+        try await self.retryingMovedRows {
+            var claimed: [ClaimedJob] = []
+            let rows = try await self.client.query(
+                """
+                SELECT id, lease, queue, kind, args, attempt, max_attempts, meta, request_id, priority, run_at, timeout_ms
+                FROM skipper.claim_limited(\(queue), \(kinds)::text[], \(Int32(clamping: limit)), \(runnerID), \(Int32(clamping: candidates)))
+                """,
+                logger: self.logger)
+            for try await row in rows { claimed.append(try ClaimedJob(row: row)) }
+            claimed.sort { $0.position < $1.position }
+            return claimed
+        }
+    }
+
+    /// What a runner needs to know of the controls on its queues and kinds: which queues are paused, which are
+    /// limited, and whether any of its kinds is.
+    package func controls(queues: [String], kinds: [String]) async throws -> QueueControls {
+        let rows = try await self.client.query(
+            """
+            SELECT q.name, q.paused, q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL
+            FROM skipper.queues q WHERE q.name = ANY(\(queues)::text[])
+            UNION ALL
+            SELECT NULL, false, true FROM skipper.kinds k
+            WHERE k.kind = ANY(\(kinds)::text[]) AND (k.concurrency IS NOT NULL OR k.rate_limit IS NOT NULL)
+            """,
+            logger: self.logger)
+        var controls = QueueControls()
+        for try await (name, paused, limited) in rows.decode((String?, Bool, Bool).self) {
+            guard let name else {
+                controls.kindsLimited = true
+                continue
+            }
+            if paused { controls.paused.insert(name) }
+            if limited { controls.limited.insert(name) }
+        }
+        return controls
+    }
+
     /// The claim statement for `queues` queues: `$1` kinds, `$2` limit, `$3` runner id, then per queue its name and the
     /// position to start after (priority, run_at, id). Each queue's branch is an ordered walk of the claim index from
     /// that position, which locks (SKIP LOCKED) at most `limit` rows and stops; with one queue that is the whole plan,
@@ -126,6 +183,7 @@ extension JobStore {
                 WHERE status = 'QUEUED' AND finished_at IS NULL AND queue = $\(q) AND run_at <= now()
                   AND EXISTS (SELECT FROM skipper.runners r
                               WHERE r.id = $3 AND r.heartbeat_at > now() - r.lease_ms * interval '1 millisecond')
+                  AND NOT skipper.controlled($\(q), $1::text[])
                   AND (priority, run_at, id) > ($\(q + 1)::int2, $\(q + 2)::timestamptz, $\(q + 3)::int8)
                   AND kind = ANY($1::text[])
                 ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -143,7 +201,7 @@ extension JobStore {
                 lease = (SELECT nextval('skipper.job_leases'))
             WHERE j.id = ANY(ARRAY(\(next))) AND j.status || '' = 'QUEUED' AND j.finished_at IS NULL
             RETURNING j.id, j.lease, j.queue, j.kind, j.args::text, j.attempt, j.max_attempts, j.meta::text,
-                      j.meta->>'request_id', j.priority, j.run_at
+                      j.meta->>'request_id', j.priority, j.run_at, j.timeout_ms
             """
     }
 
@@ -193,6 +251,10 @@ extension JobStore {
                 results.append("null")
                 errors.append("")
                 delays.append(0)
+            case .snoozed(let delay):
+                results.append("null")
+                errors.append("")
+                delays.append(min(max(delay.milliseconds, 0), JobError.maxRetryDelayMilliseconds))
             }
         }
         let statement = FinishStatement(
@@ -320,7 +382,8 @@ extension ClaimedJob {
             kind: try cells[3].decode(String.self), args: try cells[4].decode(String.self), attempt: try cells[5].decode(Int32.self),
             maxAttempts: try cells[6].decode(Int32.self), meta: try cells[7].decode(String.self),
             requestID: try cells[8].decode(String?.self),
-            position: ClaimPosition(priority: try cells[9].decode(Int16.self), runAtMicroseconds: try cells[10].decode(RawTimestamp.self).microseconds, id: id))
+            position: ClaimPosition(priority: try cells[9].decode(Int16.self), runAtMicroseconds: try cells[10].decode(RawTimestamp.self).microseconds, id: id),
+            timeout: try cells[11].decode(Int32?.self).map { .milliseconds($0) })
     }
 }
 
@@ -369,12 +432,13 @@ struct FinishStatement: PostgresPreparedStatement {
               finished_at = CASE WHEN skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) = 'QUEUED'
                                  THEN NULL ELSE now() END,
               run_at = CASE WHEN skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) <> 'QUEUED' THEN j.run_at
-                            WHEN f.outcome = 1 THEN now() + f.delay_ms * interval '1 millisecond'
+                            WHEN f.outcome IN (1, 5) THEN now() + f.delay_ms * interval '1 millisecond'
                             ELSE now() END,
-              attempt = CASE WHEN f.outcome = 4 THEN j.attempt - 1 ELSE j.attempt END,
+              attempt = CASE WHEN f.outcome IN (4, 5) THEN j.attempt - 1 ELSE j.attempt END,
+              snoozed = j.snoozed + CASE WHEN f.outcome = 5 THEN 1 ELSE 0 END,
               runner_id = CASE WHEN skipper.finish_status(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at) = 'QUEUED'
                                THEN NULL ELSE j.runner_id END,
-              started_at = CASE WHEN f.outcome = 4 THEN NULL ELSE j.started_at END,
+              started_at = CASE WHEN f.outcome IN (4, 5) THEN NULL ELSE j.started_at END,
               result = CASE WHEN f.outcome = 0 THEN nullif(f.result, 'null')::jsonb ELSE j.result END,
               errors = CASE WHEN f.outcome IN (1, 2)
                             THEN (CASE WHEN jsonb_typeof(j.errors) <> 'array' THEN jsonb_build_array(j.errors)

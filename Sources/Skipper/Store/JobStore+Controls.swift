@@ -1,0 +1,178 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A change of limits: a field left nil stays as it is; `.clear` removes the limit.
+public struct LimitsChange: Sendable, Equatable {
+    public enum Field<Value: Sendable & Equatable>: Sendable, Equatable {
+        case set(Value)
+        case clear
+    }
+
+    /// At most this many RUNNING jobs (per value of `partitionBy` when that is set).
+    public var concurrency: Field<Int32>?
+    /// An argument path, `args.merchant_id`: concurrency then counts per value of that argument.
+    public var partitionBy: Field<String>?
+    /// At most `limit` starts in any window of `period` (1 s to 7 days).
+    public var rate: Field<RateLimit>?
+
+    public init(concurrency: Field<Int32>? = nil, partitionBy: Field<String>? = nil, rate: Field<RateLimit>? = nil) {
+        self.concurrency = concurrency
+        self.partitionBy = partitionBy
+        self.rate = rate
+    }
+
+    /// An argument path a limit can partition by: `args.` then one to eight keys of letters, digits, `_` or `-`.
+    public static func isArgumentPath(_ path: String) -> Bool {
+        let keys = path.split(separator: ".", omittingEmptySubsequences: false)
+        guard keys.count >= 2, keys.count <= 9, keys[0] == "args" else { return false }
+        return keys.dropFirst().allSatisfy { key in
+            (1...64).contains(key.count) && key.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_" || $0 == "-") }
+        }
+    }
+}
+
+/// A rate limit: at most `limit` starts in any window of `period`.
+public struct RateLimit: Sendable, Equatable {
+    public var limit: Int32
+    public var period: Duration
+
+    public init(limit: Int32, period: Duration) {
+        self.limit = limit
+        self.period = period
+    }
+}
+
+/// Queues and kinds as operators see and change them: pause flags and limits (`skipper.queues`, `skipper.kinds`).
+/// Reads return the API's JSON, rendered by PostgreSQL.
+extension JobStore {
+    /// Every queue that has jobs or a row in `skipper.queues` (or only `name`), as JSON objects: counts per status,
+    /// the oldest waiting job's age, the pause flag, the limits and how many live runners serve it.
+    public func queues(named name: String? = nil) async throws -> [String] {
+        let rows = try await self.client.query(
+            """
+            WITH stats AS (SELECT queue, status, jobs, oldest_age FROM skipper.queue_stats WHERE \(name)::text IS NULL OR queue = \(name)),
+            names AS (SELECT queue AS name FROM stats UNION SELECT q.name FROM skipper.queues q WHERE \(name)::text IS NULL OR q.name = \(name)),
+            live AS (
+              SELECT unnest(r.queues) AS name, count(*) AS runners FROM skipper.runners r
+              WHERE r.heartbeat_at > clock_timestamp() - r.lease_ms * interval '1 millisecond' GROUP BY 1)
+            SELECT json_build_object(
+              'queue', n.name,
+              'paused', coalesce(q.paused, false),
+              'counts', (SELECT json_object_agg(s.status, coalesce((SELECT st.jobs FROM stats st WHERE st.queue = n.name AND st.status = s.status), 0))
+                         FROM unnest(ARRAY['QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED']) AS s(status)),
+              'oldest_queued_seconds', (SELECT extract(epoch FROM st.oldest_age)::float8 FROM stats st WHERE st.queue = n.name AND st.status = 'QUEUED'),
+              'limits', \(unescaped: Self.limitsJSON("q")),
+              'runners', coalesce(l.runners, 0),
+              'updated_at', q.updated_at)::text
+            FROM names n LEFT JOIN skipper.queues q ON q.name = n.name LEFT JOIN live l ON l.name = n.name
+            ORDER BY n.name
+            """,
+            logger: self.logger)
+        var queues: [String] = []
+        for try await json in rows.decode(String.self) { queues.append(json) }
+        return queues
+    }
+
+    /// Pauses or resumes a queue (creating its row: queues are named by jobs, which may not exist yet) and returns it.
+    /// A resumed queue's runners are woken.
+    public func setPaused(queue: String, _ paused: Bool) async throws -> String {
+        try await self.client.query(
+            """
+            WITH q AS (
+              INSERT INTO skipper.queues AS q (name, paused) VALUES (\(queue), \(paused))
+              ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now()
+              RETURNING q.name, q.paused)
+            SELECT pg_notify(\(Channel.jobs), q.name) FROM q WHERE NOT q.paused
+            """,
+            logger: self.logger
+        ).collect()
+        return try await self.queues(named: queue).first ?? "{}"
+    }
+
+    /// Changes a queue's limits (creating its row) and returns it. PostgreSQL's checks refuse what does not hold
+    /// together (a partition key without a concurrency): ``LimitsRefused``.
+    public func setLimits(queue: String, _ change: LimitsChange) async throws -> String {
+        try await self.applyLimits(table: "skipper.queues", key: "name", value: queue, change)
+        return try await self.queues(named: queue).first ?? "{}"
+    }
+
+    /// Every kind runners registered or someone limited (or only `kind`), as JSON: its limits and when a runner last
+    /// registered it.
+    public func kinds(named kind: String? = nil) async throws -> [String] {
+        let rows = try await self.client.query(
+            """
+            SELECT json_build_object('kind', k.kind, 'limits', \(unescaped: Self.limitsJSON("k")),
+                                     'first_seen_at', k.first_seen_at, 'last_seen_at', k.last_seen_at)::text
+            FROM skipper.kinds k WHERE \(kind)::text IS NULL OR k.kind = \(kind) ORDER BY k.kind
+            """,
+            logger: self.logger)
+        var kinds: [String] = []
+        for try await json in rows.decode(String.self) { kinds.append(json) }
+        return kinds
+    }
+
+    /// Changes a kind's limits (across every queue) and returns it.
+    public func setLimits(kind: String, _ change: LimitsChange) async throws -> String {
+        try await self.applyLimits(table: "skipper.kinds", key: "kind", value: kind, change)
+        return try await self.kinds(named: kind).first ?? "{}"
+    }
+
+    /// The limits of a `skipper.queues` or `skipper.kinds` row aliased `alias`, as JSON.
+    static func limitsJSON(_ alias: String) -> String {
+        """
+        json_build_object('concurrency', \(alias).concurrency, 'partition_by', \(alias).partition_by,
+                          'rate', CASE WHEN \(alias).rate_limit IS NULL THEN NULL
+                                       ELSE json_build_object('limit', \(alias).rate_limit,
+                                                              'period', extract(epoch FROM \(alias).rate_period)::bigint || 's') END)
+        """
+    }
+
+    private func applyLimits(table: String, key: String, value: String, _ change: LimitsChange) async throws {
+        var concurrency: Int32?
+        var partition: String?
+        var rateLimit: Int32?
+        var ratePeriod: Int64?
+        if case .set(let number) = change.concurrency { concurrency = number }
+        if case .set(let path) = change.partitionBy { partition = path }
+        if case .set(let rate) = change.rate {
+            rateLimit = rate.limit
+            ratePeriod = rate.period.milliseconds
+        }
+        // Identifiers come from this file only; every value is bound.
+        let sql = """
+            INSERT INTO \(table) AS t (\(key), concurrency, partition_by, rate_limit, rate_period)
+            VALUES ($1, $3, $5, $7, $8 * interval '1 millisecond')
+            ON CONFLICT (\(key)) DO UPDATE SET
+              concurrency = CASE WHEN $2 THEN excluded.concurrency ELSE t.concurrency END,
+              partition_by = CASE WHEN $4 THEN excluded.partition_by ELSE t.partition_by END,
+              rate_limit = CASE WHEN $6 THEN excluded.rate_limit ELSE t.rate_limit END,
+              rate_period = CASE WHEN $6 THEN excluded.rate_period ELSE t.rate_period END\(table == "skipper.queues" ? ", updated_at = now()" : "")
+            """
+        var binds = PostgresBindings(capacity: 8)
+        binds.append(value)
+        binds.append(change.concurrency != nil)
+        binds.append(concurrency)
+        binds.append(change.partitionBy != nil)
+        binds.append(partition)
+        binds.append(change.rate != nil)
+        binds.append(rateLimit)
+        binds.append(ratePeriod)
+        do {
+            try await self.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: self.logger).collect()
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23514" {
+            let constraint = error.serverInfo?[.constraintName] ?? ""
+            if constraint.hasSuffix("_partition_check") {
+                throw LimitsRefused(field: "partition_by", message: "needs a concurrency (the limit per value of the argument)")
+            }
+            throw LimitsRefused(field: "limits", message: "refused by \(constraint)")
+        }
+    }
+}
+
+/// Limits that do not hold together, as PostgreSQL's checks found.
+public struct LimitsRefused: Error, CustomStringConvertible {
+    public let field: String
+    public let message: String
+    public var description: String { "\(self.field): \(self.message)" }
+}
