@@ -54,7 +54,8 @@ struct QueuesController: Sendable {
     @Sendable func setKindLimits(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
         let kind = input.parameters.string("kind")!
         let change = try Self.limitsChange(input)
-        let json = try await self.database.run { database in try await Self.refusalsAsFields { try await database.store.setLimits(kind: kind, change) } }
+        let changed = try await self.database.run { database in try await Self.refusalsAsFields { try await database.store.setLimits(kind: kind, change) } }
+        guard let json = changed else { throw APIError.notFound("kind '\(kind)' (no runner has registered it)") }
         self.logger.info("kind limits changed", metadata: ["kind": "\(kind)", "change": "\(JSONValue.object(input.bodyObject).jsonText)"])
         return jsonResponse(.ok, json)
     }

@@ -11,9 +11,19 @@ struct RunnerCommand {
     static func main() async throws {
         let config: SkipperConfig
         let runnerConfig: RunnerConfig
+        var periodicJobs: [PeriodicJob] = []
         do {
             config = try SkipperConfig()
             runnerConfig = try RunnerConfig.fromEnvironment()
+            // The shop's nightly settlement of yesterday: NIGHTLY_SETTLEMENT is its cron (UTC), or "off".
+            let nightly = ProcessInfo.processInfo.environment["NIGHTLY_SETTLEMENT"] ?? "0 2 * * *"
+            if nightly != "off" {
+                do {
+                    periodicJobs.append(try NightlySettlement.periodicJob(cron: nightly))
+                } catch {
+                    throw ConfigError(name: "NIGHTLY_SETTLEMENT", message: "must be a cron expression or off: \(error)")
+                }
+            }
         } catch {
             FileHandle.standardError.write(Data("skipper-runner: \(error)\n".utf8))
             exit(1)
@@ -39,7 +49,7 @@ struct RunnerCommand {
         do {
             runner = try JobRunner(
                 postgres: postgres, control: control, config: runnerConfig,
-                handlers: BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize), logger: logger)
+                handlers: BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize), periodicJobs: periodicJobs, logger: logger)
         } catch {
             logger.critical("cannot start the runner", metadata: ["error": "\(error)"])
             exit(1)

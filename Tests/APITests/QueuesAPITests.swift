@@ -78,9 +78,11 @@ import TestSupport
             let kinds = try await client.send(.get, "/kinds")
             let sleep = (kinds.json["kinds"] as? [[String: any Sendable]])?.first { $0["kind"] as? String == "sleep" }
             #expect(((sleep?["limits"] as? [String: any Sendable])?["concurrency"] as? NSNumber)?.intValue == 3, "\(kinds.text)")
-            // A kind no runner registered yet can be limited before it arrives.
-            #expect(try await client.send(.patch, "/kinds/invoice.render", json: #"{"rate": {"limit": 10, "period": "1s"}}"#).status == .ok)
-            #expect(try await db.scalar("SELECT rate_limit FROM skipper.kinds WHERE kind = 'invoice.render'") == "10")
+            #expect(try await client.send(.patch, "/kinds/sleep", json: #"{"rate": {"limit": 10, "period": "1s"}}"#).status == .ok)
+            #expect(try await db.scalar("SELECT concurrency || ' ' || rate_limit || ' ' || rate_period FROM skipper.kinds WHERE kind = 'sleep'") == "3 10 00:00:01")
+            // A kind no runner registered is not made up by limiting it (submits would take it for registered).
+            #expect(try await client.send(.patch, "/kinds/invoice.render", json: #"{"concurrency": 2}"#).status == .notFound)
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.kinds WHERE kind = 'invoice.render'") == "0")
         }
     }
 

@@ -57,6 +57,8 @@ public final class ChildProcess: Sendable {
         var env = ProcessInfo.processInfo.environment
         env["DATABASE_URL"] = url
         env["LOG_LEVEL"] = env["TEST_RUNNER_LOG_LEVEL"] ?? "info"
+        // No nightly settlement in a test's database unless the test asks for it.
+        env["NIGHTLY_SETTLEMENT"] = "off"
         for (key, value) in environment { env[key] = value }
         return try ChildProcess(name, environment: env)
     }

@@ -211,3 +211,54 @@ extension APISchemas {
 
     static let kindList = Schema.object([Property("kinds", .array(kind), required: true)], closed: false, name: "KindList")
 }
+
+/// Periodic jobs.
+extension APISchemas {
+    static let newSchedule = Schema.object(
+        [
+            Property(
+                "name",
+                Schema.string(minLength: 1, maxLength: 128, printable: true, description: "Unique: a letter or digit, then letters, digits, `.`, `_`, `:` or `-`")
+                    .withExamples("nightly-settlement"),
+                required: true),
+            Property(
+                "cron",
+                Schema.string(minLength: 1, maxLength: 200, printable: true, description: "5-field cron (minute hour day-of-month month day-of-week), `@every 30s`, `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`")
+                    .withExamples("0 2 * * *"),
+                required: true),
+            Property("kind", name.described("The jobs' kind; some runner must have registered it").withExamples("noop"), required: true),
+            Property(
+                "args",
+                Schema(.anyObject(noNUL: true), description: "The jobs' arguments, checked by the kind's handler when this build has it")
+                    .orNull.withDefault(.object([:]))),
+            Property("queue", name.described("The jobs' queue").orNull.withDefault("default")),
+            Property("timezone", Schema.string(minLength: 1, maxLength: 64, printable: true, description: "IANA time zone the cron is read in").orNull.withDefault("UTC")),
+            Property("priority", Schema.int32(Int64(Int16.min)...Int64(Int16.max)).orNull.withDefault(0)),
+            Property("max_attempts", Schema.int32(1...1000).orNull.withDefault(25)),
+            Property("timeout", Schema.string(minLength: 2, maxLength: 32, printable: true, description: "Each job's time limit per attempt (30s, 5m)").orNull),
+            Property("catch_up", Schema.oneOf(["latest", "none"], description: "Ticks missed while no runner ran: one job for the latest, or none").orNull.withDefault("latest")),
+        ], name: "NewSchedule")
+
+    static let schedule = Schema.object(
+        [
+            Property("name", .string(), required: true),
+            Property("cron", .string(), required: true),
+            Property("timezone", .string(), required: true),
+            Property("kind", .string(), required: true),
+            Property("args", Schema(.anyObject(noNUL: false)), required: true),
+            Property("queue", .string(), required: true),
+            Property("priority", .int32(Int64(Int16.min)...Int64(Int16.max)), required: true),
+            Property("max_attempts", .int32(1...Int64(Int32.max)), required: true),
+            Property("timeout_ms", Schema.int32(1...Int64(Int32.max)).orNull, required: true),
+            Property("catch_up", .oneOf(["latest", "none"]), required: true),
+            Property("paused", Schema(.boolean), required: true),
+            Property("source", Schema.oneOf(["api", "code"], description: "code: declared by a runner's program, which writes it again when it starts"), required: true),
+            Property("next_run_at", Schema.dateTime.described("The next tick; null while paused-then-resumed or unparseable").orNull, required: true),
+            Property("last_run_at", Schema.dateTime.described("The last tick a job was made for").orNull, required: true),
+            Property("last_job_id", Schema.int64(1...Int64.max).orNull, required: true),
+            Property("created_at", .dateTime, required: true),
+            Property("updated_at", .dateTime, required: true),
+        ], closed: false, name: "Schedule")
+
+    static let scheduleList = Schema.object([Property("schedules", .array(schedule), required: true)], closed: false, name: "ScheduleList")
+}

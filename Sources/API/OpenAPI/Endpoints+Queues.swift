@@ -44,7 +44,10 @@ extension Endpoint {
     static let setKindLimits = Endpoint(
         .patch, "/kinds/{kind}", id: "setKindLimits", tag: "queues",
         summary: "Set or clear a kind's limits, across every queue and runner",
-        description: "As PATCH /queues/{queue}, for every job of the kind whatever its queue. A runner serving a limited kind claims through the limited path on each of its queues.",
+        description: "As PATCH /queues/{queue}, for every job of the kind whatever its queue; 404 for a kind no runner registered. A runner serving a limited kind claims through the limited path on each of its queues.",
         parameters: [kindName], body: RequestBody(schema: APISchemas.limitsChange),
-        responses: [.json(200, "The kind with its limits", APISchemas.kind), APIResponses.databaseUnavailable, APIResponses.internalError])
+        responses: [
+            .json(200, "The kind with its limits", APISchemas.kind), APIResponses.notFound, APIResponses.databaseUnavailable,
+            APIResponses.internalError,
+        ])
 }

@@ -19,7 +19,8 @@ public final class JobRunner: Service, Sendable {
     let services: [any Service]
     let logger: Logger
 
-    /// Wires a runner for `handlers`; two handlers of one kind, no handler at all, or a setting out of its bounds
+    /// Wires a runner for `handlers` (and the periodic jobs its program declares, written to `skipper.schedules` when
+    /// it starts; every runner makes due ticks, each once); two handlers of one kind, no handler at all, or a setting out of its bounds
     /// (``RunnerConfig/validate()``) are a ``ConfigError``. With `migrations` (a ``SkipperMigrations`` in the same ServiceGroup), the runner
     /// starts once they are applied. `control` is a small pool of
     /// the runner's own (two connections are plenty) for its heartbeat, which must land whatever the handlers do
@@ -27,9 +28,12 @@ public final class JobRunner: Service, Sendable {
     /// make the runner lose its lease (it then stops its jobs rather than let them run twice).
     public init(
         postgres: PostgresClient, control: PostgresClient? = nil, config: RunnerConfig, handlers: [AnyJobHandler],
-        migrations: SkipperMigrations? = nil, logger: Logger
+        periodicJobs: [PeriodicJob] = [], migrations: SkipperMigrations? = nil, logger: Logger
     ) throws(ConfigError) {
         guard !handlers.isEmpty else { throw ConfigError(name: "handlers", message: "a runner needs at least one handler") }
+        if let twice = Dictionary(grouping: periodicJobs, by: \.name).first(where: { $0.value.count > 1 }) {
+            throw ConfigError(name: "periodicJobs", message: "two periodic jobs named \"\(twice.key)\"")
+        }
         try config.validate()
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
@@ -69,6 +73,7 @@ public final class JobRunner: Service, Sendable {
             ProgressFlusher(store: store, board: board, runnerID: id, interval: config.progressInterval, logger: logger),
             Maintenance(store: store, config: config, gate: gate, wakeClaims: { executor.wake.signal() }, logger: logger),
             sweeper,
+            Scheduler(store: store, declared: periodicJobs, gate: gate, logger: logger),
         ]
         if !config.pollOnly {
             services.append(

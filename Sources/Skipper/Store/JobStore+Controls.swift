@@ -77,7 +77,7 @@ extension JobStore {
     /// Pauses or resumes a queue (creating its row: queues are named by jobs, which may not exist yet) and returns it.
     /// A resumed queue's runners are woken.
     public func setPaused(queue: String, _ paused: Bool) async throws -> String {
-        try await self.client.query(
+        _ = try await self.client.query(
             """
             WITH q AS (
               INSERT INTO skipper.queues AS q (name, paused) VALUES (\(queue), \(paused))
@@ -112,10 +112,12 @@ extension JobStore {
         return kinds
     }
 
-    /// Changes a kind's limits (across every queue) and returns it.
-    public func setLimits(kind: String, _ change: LimitsChange) async throws -> String {
+    /// Changes the limits of a kind a runner registered (across every queue) and returns it; nil for a kind no runner
+    /// registered (limiting it would make it look registered to submits).
+    public func setLimits(kind: String, _ change: LimitsChange) async throws -> String? {
+        guard try await self.isKnownKind(kind) else { return nil }
         try await self.applyLimits(table: "skipper.kinds", key: "kind", value: kind, change)
-        return try await self.kinds(named: kind).first ?? "{}"
+        return try await self.kinds(named: kind).first
     }
 
     /// The limits of a `skipper.queues` or `skipper.kinds` row aliased `alias`, as JSON.
@@ -159,7 +161,7 @@ extension JobStore {
         binds.append(rateLimit)
         binds.append(ratePeriod)
         do {
-            try await self.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: self.logger).collect()
+            _ = try await self.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: self.logger).collect()
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23514" {
             let constraint = error.serverInfo?[.constraintName] ?? ""
             if constraint.hasSuffix("_partition_check") {

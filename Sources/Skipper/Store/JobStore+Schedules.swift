@@ -1,0 +1,200 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// What one tick of a schedule did.
+package enum TickOutcome: Sendable, Equatable {
+    /// A job was made for the tick.
+    case enqueued(jobID: Int64, tick: Date, queue: String)
+    /// Nothing was due, the schedule is paused or gone, or another runner holds it right now.
+    case nothing
+    /// Its first tick was computed (a schedule written without one).
+    case scheduled
+    /// Missed ticks were skipped (catch-up `none`).
+    case skipped
+    /// Its expression does not parse (written with SQL): it is set aside (`next_run_at` infinity) until fixed.
+    case invalid(String)
+}
+
+/// Periodic jobs in `skipper.schedules`: declared by runners' programs or made over REST, ticked by every runner.
+extension JobStore {
+    /// Writes `job` (creating it or replacing its definition; a pause set on it stays) and returns it as JSON, and
+    /// whether it was created. Its next tick is computed from now, unless its expression and time zone are unchanged.
+    public func saveSchedule(_ job: PeriodicJob, source: String) async throws -> (json: String, created: Bool) {
+        let next = job.schedule.next(after: Date())
+        let rows = try await self.client.query(
+            """
+            INSERT INTO skipper.schedules AS s (name, cron, timezone, kind, args, queue, priority, max_attempts, timeout_ms,
+                                                catch_up, source, next_run_at)
+            VALUES (\(job.name), \(job.schedule.expression), \(job.schedule.timeZone), \(job.kind), \(job.args)::jsonb, \(job.queue),
+                    \(job.priority), \(job.maxAttempts), \(job.timeout.map { Int32(clamping: max(1, $0.milliseconds)) }),
+                    \(job.catchUp.rawValue), \(source), coalesce(\(next), 'infinity'))
+            ON CONFLICT (name) DO UPDATE SET
+              cron = excluded.cron, timezone = excluded.timezone, kind = excluded.kind, args = excluded.args,
+              queue = excluded.queue, priority = excluded.priority, max_attempts = excluded.max_attempts,
+              timeout_ms = excluded.timeout_ms, catch_up = excluded.catch_up, source = excluded.source,
+              next_run_at = CASE WHEN s.cron = excluded.cron AND s.timezone = excluded.timezone AND s.next_run_at IS NOT NULL
+                                 THEN s.next_run_at ELSE excluded.next_run_at END,
+              updated_at = now()
+            RETURNING (xmax = 0), \(unescaped: Self.scheduleJSON("s"))
+            """,
+            logger: self.logger)
+        for try await (created, json) in rows.decode((Bool, String).self) { return (json, created) }
+        throw QueueError.contention("saving schedule \(job.name) returned no row")
+    }
+
+    /// Every schedule (or only `name`) as JSON, by name.
+    public func schedules(named name: String? = nil) async throws -> [String] {
+        let rows = try await self.client.query(
+            "SELECT \(unescaped: Self.scheduleJSON("s")) FROM skipper.schedules s WHERE \(name)::text IS NULL OR s.name = \(name) ORDER BY s.name",
+            logger: self.logger)
+        var schedules: [String] = []
+        for try await json in rows.decode(String.self) { schedules.append(json) }
+        return schedules
+    }
+
+    /// Deletes a schedule (and its ticks' record; the jobs it made stay). False when there is none.
+    public func deleteSchedule(named name: String) async throws -> Bool {
+        let rows = try await self.client.query("DELETE FROM skipper.schedules WHERE name = \(name) RETURNING 1", logger: self.logger)
+        for try await _ in rows.decode(Int32.self) { return true }
+        return false
+    }
+
+    /// Pauses or resumes a schedule; its JSON, or nil when there is none. A resumed schedule's next tick is computed
+    /// from now: ticks that fell while it was paused are not made.
+    public func setSchedulePaused(named name: String, _ paused: Bool) async throws -> String? {
+        let rows = try await self.client.query(
+            """
+            UPDATE skipper.schedules s SET paused = \(paused), updated_at = now(),
+                   next_run_at = CASE WHEN \(paused) OR NOT s.paused THEN s.next_run_at ELSE NULL END
+            WHERE s.name = \(name)
+            RETURNING \(unescaped: Self.scheduleJSON("s"))
+            """,
+            logger: self.logger)
+        for try await json in rows.decode(String.self) { return json }
+        return nil
+    }
+
+    static func scheduleJSON(_ alias: String) -> String {
+        """
+        json_build_object(
+          'name', \(alias).name, 'cron', \(alias).cron, 'timezone', \(alias).timezone, 'kind', \(alias).kind,
+          'args', \(alias).args, 'queue', \(alias).queue, 'priority', \(alias).priority, 'max_attempts', \(alias).max_attempts,
+          'timeout_ms', \(alias).timeout_ms, 'catch_up', \(alias).catch_up, 'paused', \(alias).paused, 'source', \(alias).source,
+          'next_run_at', CASE WHEN isfinite(\(alias).next_run_at) THEN \(alias).next_run_at END,
+          'last_run_at', \(alias).last_run_at, 'last_job_id', \(alias).last_job_id,
+          'created_at', \(alias).created_at, 'updated_at', \(alias).updated_at)::text
+        """
+    }
+
+    // MARK: - Ticking (runners)
+
+    /// Schedules whose next tick has come (or that have none yet), and how long until the next one is due.
+    package func dueSchedules() async throws -> (names: [String], nextIn: Duration?) {
+        let rows = try await self.client.query(
+            """
+            SELECT name, NULL::float8 FROM skipper.schedules
+            WHERE NOT paused AND (next_run_at IS NULL OR next_run_at <= clock_timestamp())
+            UNION ALL
+            SELECT NULL, extract(epoch FROM min(next_run_at) - clock_timestamp())::float8 FROM skipper.schedules
+            WHERE NOT paused AND next_run_at > clock_timestamp() AND isfinite(next_run_at)
+            """,
+            logger: self.logger)
+        var names: [String] = []
+        var nextIn: Duration?
+        for try await (name, seconds) in rows.decode((String?, Double?).self) {
+            if let name { names.append(name) }
+            if let seconds { nextIn = .milliseconds(Int64(max(0, min(seconds, 86_400)) * 1000)) }
+        }
+        return (names, nextIn)
+    }
+
+    /// Makes the schedule's due tick, if it is due: in one transaction, under the schedule's row lock (a runner
+    /// holding it is skipped, not waited for), the job is inserted, the tick recorded in `skipper.schedule_ticks`
+    /// (whose primary key refuses a second job for one tick), and the next tick set. A runner that dies midway rolls
+    /// all of it back.
+    package func tick(schedule name: String) async throws -> TickOutcome {
+        do {
+            return try await self.client.withTransaction(logger: self.logger) { connection -> TickOutcome in
+                let rows = try await connection.query(
+                    """
+                    SELECT cron, timezone, kind, args::text, queue, priority, max_attempts, timeout_ms, catch_up, next_run_at,
+                           clock_timestamp()
+                    FROM skipper.schedules WHERE name = \(name) AND NOT paused
+                      AND (next_run_at IS NULL OR next_run_at <= clock_timestamp())
+                    FOR UPDATE SKIP LOCKED
+                    """,
+                    logger: self.logger)
+                var found: (String, String, String, String, String, Int16, Int32, Int32?, String, Date?, Date)?
+                for try await row in rows.decode((String, String, String, String, String, Int16, Int32, Int32?, String, Date?, Date).self) {
+                    found = row
+                }
+                guard let (cron, zone, kind, args, queue, priority, maxAttempts, timeout, catchUpText, due, now) = found else { return .nothing }
+                let schedule: CronSchedule
+                do {
+                    schedule = try CronSchedule(cron, timeZone: zone)
+                } catch {
+                    try await connection.query(
+                        "UPDATE skipper.schedules SET next_run_at = 'infinity' WHERE name = \(name)", logger: self.logger)
+                    return .invalid("\(error)")
+                }
+                guard let due else {
+                    try await connection.query(
+                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(schedule.next(after: now)), 'infinity') WHERE name = \(name)",
+                        logger: self.logger)
+                    return .scheduled
+                }
+                let catchUp = PeriodicJob.CatchUp(rawValue: catchUpText) ?? .latest
+                let next = schedule.next(after: now)
+                guard let tick = PeriodicJob.tick(schedule, catchUp: catchUp, due: due, now: now) else {
+                    try await connection.query(
+                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(next), 'infinity') WHERE name = \(name)", logger: self.logger)
+                    return .skipped
+                }
+                var options = JobOptions(queue: queue, priority: priority, maxAttempts: maxAttempts)
+                options.timeout = timeout.map { .milliseconds(Int64($0)) }
+                options.meta = ["schedule": name, "scheduled_for": tick.formatted(.iso8601)]
+                let job = try await self.insert(kind: kind, args: args, options: options, on: connection)
+                let recorded = try await connection.query(
+                    """
+                    INSERT INTO skipper.schedule_ticks (schedule, tick, job_id) VALUES (\(name), \(tick), \(job.id))
+                    ON CONFLICT (schedule, tick) DO NOTHING RETURNING 1
+                    """,
+                    logger: self.logger)
+                var fresh = false
+                for try await _ in recorded.decode(Int32.self) { fresh = true }
+                // A tick already made (its next_run_at set back by hand): roll the job back, move on.
+                guard fresh else { throw TickAlreadyMade(next: next) }
+                try await connection.query(
+                    """
+                    UPDATE skipper.schedules
+                    SET next_run_at = coalesce(\(next), 'infinity'), last_run_at = \(tick), last_job_id = \(job.id)
+                    WHERE name = \(name)
+                    """,
+                    logger: self.logger)
+                return .enqueued(jobID: job.id, tick: tick, queue: queue)
+            }
+        } catch let error as PostgresTransactionError {
+            if let made = error.closureError as? TickAlreadyMade {
+                _ = try await self.client.query(
+                    "UPDATE skipper.schedules SET next_run_at = coalesce(\(made.next), 'infinity') WHERE name = \(name)",
+                    logger: self.logger
+                ).collect()
+                return .nothing
+            }
+            if let inner = error.closureError { throw inner }
+            throw error
+        }
+    }
+
+    /// Forgets ticks older than a week (the jobs they made stay).
+    package func pruneTicks() async throws {
+        _ = try await self.client.query(
+            "DELETE FROM skipper.schedule_ticks WHERE created_at < now() - interval '7 days'", logger: self.logger
+        ).collect()
+    }
+}
+
+private struct TickAlreadyMade: Error {
+    let next: Date?
+}
