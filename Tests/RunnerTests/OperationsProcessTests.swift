@@ -91,6 +91,7 @@ import TestSupport
             let done = try await db.query(
                 "SELECT queue, count(*) FROM skipper.jobs WHERE status = 'COMPLETED' GROUP BY queue ORDER BY queue")
             let completed = Dictionary(uniqueKeysWithValues: done.map { ($0[0] ?? "", Int($0[1] ?? "") ?? 0) })
+            print("limits over a minute: highest RUNNING \(highest) in \(samples) samples; completed \(completed.sorted { $0.key < $1.key })")
             #expect((completed["q-conc"] ?? 0) >= 2400, "q-conc completed \(completed); \(log)")
             #expect((completed["q-part"] ?? 0) >= 1200, "q-part completed \(completed)")
             #expect((completed["q-k1"] ?? 0) + (completed["q-k2"] ?? 0) >= 480, "trace completed \(completed)")
