@@ -30,10 +30,12 @@ ALTER TABLE skipper.kinds
     ADD CONSTRAINT kinds_rate_check CHECK ((rate_limit IS NULL) = (rate_period IS NULL)),
     ADD CONSTRAINT kinds_partition_check CHECK (partition_by IS NULL OR concurrency IS NOT NULL);
 
--- Starts counted by rate limits: one row per job started in a rate-limited queue or kind, kept for one period.
+-- Starts counted by rate limits: one row per claim in a rate-limited queue or kind (with the jobs it started), kept
+-- for one period. A window holds at most `rate_limit` starts, so summing it costs at most that many rows.
 CREATE TABLE skipper.rate_starts (
     scope      text        NOT NULL,
-    started_at timestamptz NOT NULL
+    started_at timestamptz NOT NULL,
+    jobs       integer     NOT NULL CHECK (jobs > 0)
 );
 CREATE INDEX rate_starts_scope_idx ON skipper.rate_starts (scope, started_at);
 
@@ -55,30 +57,31 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
--- 4. The claim of a queue that is limited, or whose runner serves a limited kind. Claims of one queue take turns (an
--- advisory lock per queue, then one per limited kind, in name order), so each sees the RUNNING jobs and recent starts
--- of the one before: a limit is never exceeded, whatever the number of runners. It walks at most `candidates` of
--- the queue's waiting jobs in claim order and takes those every limit admits, up to `max_jobs`. Paused, or the
--- runner's lease out: nothing.
+-- 4. The claim of a queue that is limited, or whose runner serves a limited kind. Claims of a limited queue take turns
+-- (an advisory lock per queue), and a limited kind is counted only under its own lock, taken when the walk meets a
+-- job of that kind (tried, never waited for: a kind another claim is counting now is left for the next claim, so
+-- claims of different queues never wait on each other or deadlock). Under its locks each claim sees the RUNNING jobs
+-- and recent starts of the one before, so a limit is never exceeded whatever the number of runners. It walks at most
+-- `candidates` waiting jobs of the queue in claim order and takes those every limit admits, up to `max_jobs`.
+-- Paused, or the runner's lease out: nothing.
 CREATE FUNCTION skipper.claim_limited(p_queue text, p_kinds text[], max_jobs integer, p_runner text, candidates integer DEFAULT 1000)
 RETURNS TABLE (id bigint, lease bigint, queue text, kind text, args text, attempt integer, max_attempts integer,
                meta text, request_id text, priority smallint, run_at timestamptz, timeout_ms integer)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     q skipper.queues;
-    k record;
     c record;
     at timestamptz;
     -- Budgets left: 'queue', 'queue-rate', 'queue:<key>', 'kind:<kind>', 'kind-rate:<kind>', 'kind:<kind>:<key>'.
     budget jsonb := '{}';
-    limited_kinds jsonb := '{}';
+    -- The limited kinds this runner serves: their limits, and whether this claim counted them ('ok') or left them.
+    kinds jsonb := '{}';
+    state jsonb := '{}';
     rate_kinds text[] := '{}';
     chosen bigint[] := '{}';
     key text;
-    name text;
     ok boolean;
     qpath text[];
-    kpath text[];
     claim_lease bigint;
 BEGIN
     IF max_jobs IS NULL OR max_jobs < 1 THEN RETURN; END IF;
@@ -86,16 +89,15 @@ BEGIN
                    WHERE r.id = p_runner AND r.heartbeat_at > now() - r.lease_ms * interval '1 millisecond') THEN
         RETURN;
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtextextended('skipper.queue ' || p_queue, 0));
-    FOR k IN SELECT kd.kind FROM skipper.kinds kd
-             WHERE kd.kind = ANY (p_kinds) AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL)
-             ORDER BY kd.kind LOOP
-        PERFORM pg_advisory_xact_lock(hashtextextended('skipper.kind ' || k.kind, 0));
-    END LOOP;
-    -- Read after the locks (each statement of this function sees what committed before it began).
-    at := clock_timestamp();
     SELECT * INTO q FROM skipper.queues WHERE skipper.queues.name = p_queue;
     IF q.paused THEN RETURN; END IF;
+    IF q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('skipper.queue ' || p_queue, 0));
+        -- Read again under the lock (each statement here sees what committed before it began).
+        SELECT * INTO q FROM skipper.queues WHERE skipper.queues.name = p_queue;
+        IF q.paused THEN RETURN; END IF;
+    END IF;
+    at := clock_timestamp();
     IF q.concurrency IS NOT NULL THEN
         IF q.partition_by IS NULL THEN
             budget := budget || jsonb_build_object('queue', q.concurrency - (
@@ -111,67 +113,78 @@ BEGIN
     IF q.rate_limit IS NOT NULL THEN
         DELETE FROM skipper.rate_starts s WHERE s.scope = 'queue ' || p_queue AND s.started_at <= at - q.rate_period;
         budget := budget || jsonb_build_object('queue-rate', q.rate_limit - (
-            SELECT count(*) FROM skipper.rate_starts s WHERE s.scope = 'queue ' || p_queue));
+            SELECT coalesce(sum(s.jobs), 0) FROM skipper.rate_starts s WHERE s.scope = 'queue ' || p_queue));
     END IF;
-    FOR k IN SELECT kd.* FROM skipper.kinds kd
-             WHERE kd.kind = ANY (p_kinds) AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL) LOOP
-        limited_kinds := limited_kinds || jsonb_build_object(k.kind, coalesce(k.partition_by, ''));
-        IF k.concurrency IS NOT NULL THEN
-            IF k.partition_by IS NULL THEN
-                budget := budget || jsonb_build_object('kind:' || k.kind, k.concurrency - (
-                    SELECT count(*) FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = k.kind));
-            ELSE
-                kpath := string_to_array(substr(k.partition_by, 6), '.');
-                budget := budget || jsonb_build_object('kind-default:' || k.kind, k.concurrency) || coalesce((
-                    SELECT jsonb_object_agg('kind:' || k.kind || ':' || g.key, k.concurrency - g.n) FROM (
-                        SELECT coalesce(j.args #>> kpath, '') AS key, count(*) AS n FROM skipper.jobs_active j
-                        WHERE j.status = 'RUNNING' AND j.kind = k.kind GROUP BY 1) g), '{}');
-            END IF;
-        END IF;
-        IF k.rate_limit IS NOT NULL THEN
-            rate_kinds := rate_kinds || k.kind;
-            DELETE FROM skipper.rate_starts s WHERE s.scope = 'kind ' || k.kind AND s.started_at <= at - k.rate_period;
-            budget := budget || jsonb_build_object('kind-rate:' || k.kind, k.rate_limit - (
-                SELECT count(*) FROM skipper.rate_starts s WHERE s.scope = 'kind ' || k.kind));
-        END IF;
-    END LOOP;
     IF (budget->>'queue')::int <= 0 OR (budget->>'queue-rate')::int <= 0 THEN RETURN; END IF;
+    SELECT coalesce(jsonb_object_agg(kd.kind, jsonb_build_object(
+               'concurrency', kd.concurrency, 'path', string_to_array(substr(kd.partition_by, 6), '.'),
+               'rate', kd.rate_limit, 'period', extract(epoch FROM kd.rate_period))), '{}')
+    INTO kinds FROM skipper.kinds kd
+    WHERE kd.kind = ANY (p_kinds) AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL);
 
     FOR c IN SELECT j.id, j.kind, j.args FROM skipper.jobs_active j
              WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.queue = p_queue AND j.run_at <= now()
                AND j.kind = ANY (p_kinds)
              ORDER BY j.priority, j.run_at, j.id LIMIT candidates LOOP
-        ok := coalesce((budget->>'queue')::int, 1) > 0 AND coalesce((budget->>'queue-rate')::int, 1) > 0;
-        IF ok AND qpath IS NOT NULL THEN
+        ok := true;
+        IF qpath IS NOT NULL THEN
             key := 'queue:' || coalesce(c.args #>> qpath, '');
             ok := coalesce((budget->>key)::int, q.concurrency) > 0;
         END IF;
-        IF ok AND limited_kinds ? c.kind THEN
-            ok := coalesce((budget->>('kind:' || c.kind))::int, 1) > 0
+        IF ok AND kinds ? c.kind THEN
+            -- First meeting with this kind in this claim: count it under its lock, if the lock is free now.
+            IF NOT state ? c.kind THEN
+                IF pg_try_advisory_xact_lock(hashtextextended('skipper.kind ' || c.kind, 0)) THEN
+                    state := state || jsonb_build_object(c.kind, 'ok');
+                    IF kinds->c.kind->>'concurrency' IS NOT NULL THEN
+                        IF jsonb_typeof(kinds->c.kind->'path') <> 'array' THEN
+                            budget := budget || jsonb_build_object('kind:' || c.kind, (kinds->c.kind->>'concurrency')::int - (
+                                SELECT count(*) FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = c.kind));
+                        ELSE
+                            budget := budget || coalesce((
+                                SELECT jsonb_object_agg('kind:' || c.kind || ':' || g.key, (kinds->c.kind->>'concurrency')::int - g.n) FROM (
+                                    SELECT coalesce(j.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '') AS key,
+                                           count(*) AS n
+                                    FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = c.kind GROUP BY 1) g), '{}');
+                        END IF;
+                    END IF;
+                    IF kinds->c.kind->>'rate' IS NOT NULL THEN
+                        rate_kinds := rate_kinds || c.kind;
+                        DELETE FROM skipper.rate_starts s WHERE s.scope = 'kind ' || c.kind
+                          AND s.started_at <= at - (kinds->c.kind->>'period')::float8 * interval '1 second';
+                        budget := budget || jsonb_build_object('kind-rate:' || c.kind, (kinds->c.kind->>'rate')::int - (
+                            SELECT coalesce(sum(s.jobs), 0) FROM skipper.rate_starts s WHERE s.scope = 'kind ' || c.kind));
+                    END IF;
+                ELSE
+                    state := state || jsonb_build_object(c.kind, 'busy');
+                END IF;
+            END IF;
+            ok := state->>c.kind = 'ok'
+                  AND coalesce((budget->>('kind:' || c.kind))::int, 1) > 0
                   AND coalesce((budget->>('kind-rate:' || c.kind))::int, 1) > 0;
-            IF ok AND limited_kinds->>c.kind <> '' THEN
-                name := 'kind:' || c.kind || ':' || coalesce(c.args #>> string_to_array(substr(limited_kinds->>c.kind, 6), '.'), '');
-                ok := coalesce((budget->>name)::int, (budget->>('kind-default:' || c.kind))::int) > 0;
+            IF ok AND jsonb_typeof(kinds->c.kind->'path') = 'array' THEN
+                key := 'kind:' || c.kind || ':' || coalesce(c.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '');
+                ok := coalesce((budget->>key)::int, (kinds->c.kind->>'concurrency')::int) > 0;
             END IF;
         END IF;
         CONTINUE WHEN NOT ok;
         chosen := chosen || c.id;
-        IF budget ? 'queue' THEN budget := jsonb_set(budget, '{queue}', to_jsonb((budget->>'queue')::int - 1)); END IF;
-        IF budget ? 'queue-rate' THEN budget := jsonb_set(budget, '{queue-rate}', to_jsonb((budget->>'queue-rate')::int - 1)); END IF;
+        IF budget ? 'queue' THEN budget := budget || jsonb_build_object('queue', (budget->>'queue')::int - 1); END IF;
+        IF budget ? 'queue-rate' THEN budget := budget || jsonb_build_object('queue-rate', (budget->>'queue-rate')::int - 1); END IF;
         IF qpath IS NOT NULL THEN
             key := 'queue:' || coalesce(c.args #>> qpath, '');
             budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, q.concurrency) - 1);
         END IF;
-        IF limited_kinds ? c.kind THEN
-            IF budget ? ('kind:' || c.kind) AND limited_kinds->>c.kind = '' THEN
+        IF kinds ? c.kind THEN
+            IF budget ? ('kind:' || c.kind) THEN
                 budget := budget || jsonb_build_object('kind:' || c.kind, (budget->>('kind:' || c.kind))::int - 1);
             END IF;
             IF budget ? ('kind-rate:' || c.kind) THEN
                 budget := budget || jsonb_build_object('kind-rate:' || c.kind, (budget->>('kind-rate:' || c.kind))::int - 1);
             END IF;
-            IF limited_kinds->>c.kind <> '' THEN
-                name := 'kind:' || c.kind || ':' || coalesce(c.args #>> string_to_array(substr(limited_kinds->>c.kind, 6), '.'), '');
-                budget := budget || jsonb_build_object(name, coalesce((budget->>name)::int, (budget->>('kind-default:' || c.kind))::int) - 1);
+            IF jsonb_typeof(kinds->c.kind->'path') = 'array' THEN
+                key := 'kind:' || c.kind || ':' || coalesce(c.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '');
+                budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, (kinds->c.kind->>'concurrency')::int) - 1);
             END IF;
         END IF;
         EXIT WHEN cardinality(chosen) >= max_jobs
@@ -189,10 +202,10 @@ BEGIN
         RETURNING j.id, j.lease, j.queue, j.kind, j.args::text AS args, j.attempt, j.max_attempts, j.meta::text AS meta,
                   j.meta->>'request_id' AS request_id, j.priority, j.run_at, j.timeout_ms),
     started AS (
-        INSERT INTO skipper.rate_starts (scope, started_at)
-        SELECT 'queue ' || p_queue, at FROM u WHERE q.rate_limit IS NOT NULL
+        INSERT INTO skipper.rate_starts (scope, started_at, jobs)
+        SELECT 'queue ' || p_queue, at, count(*) FROM u WHERE q.rate_limit IS NOT NULL HAVING count(*) > 0
         UNION ALL
-        SELECT 'kind ' || u.kind, at FROM u WHERE u.kind = ANY (rate_kinds))
+        SELECT 'kind ' || u.kind, at, count(*) FROM u WHERE u.kind = ANY (rate_kinds) GROUP BY u.kind)
     SELECT u.id, u.lease, u.queue, u.kind, u.args, u.attempt, u.max_attempts, u.meta, u.request_id, u.priority, u.run_at, u.timeout_ms
     FROM u;
 END

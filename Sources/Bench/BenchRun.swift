@@ -12,9 +12,9 @@ struct BenchRun {
     let url: String
     let logger: Logger
 
-    /// BENCH_PHASES=enqueue,peers,queue,latency,cancel,reader,history,http,settlement (default: all).
+    /// BENCH_PHASES=enqueue,peers,queue,limits,latency,cancel,reader,history,http,settlement (default: all).
     let phases = Set(
-        (ProcessInfo.processInfo.environment["BENCH_PHASES"] ?? "enqueue,peers,queue,latency,cancel,reader,history,http,settlement")
+        (ProcessInfo.processInfo.environment["BENCH_PHASES"] ?? "enqueue,peers,queue,limits,latency,cancel,reader,history,http,settlement")
             .split(separator: ",").map(String.init))
 
     func all() async throws -> Report {
@@ -34,6 +34,7 @@ struct BenchRun {
         }
         let peers = self.phases.contains("peers") ? try await self.peers() : Peers()
         if self.phases.contains("queue") { try await self.queue(into: &report, peers: peers) }
+        if self.phases.contains("limits") { try await self.limits(into: &report) }
         if self.phases.contains("latency") { try await self.latency(into: &report, peers: peers) }
         if self.phases.contains("cancel") { try await self.cancel(into: &report) }
         if self.phases.contains("reader") { try await self.longReader(into: &report) }

@@ -113,6 +113,21 @@ extension BenchRun {
         report.add("drain with 1,000,000 queued, 2 runners (steady)", deep.rate, "jobs/s", "the same with 20,000 queued", shallow.rate)
     }
 
+    /// Limits that are set but never reached: the same drain with a concurrency limit of 100,000 on the queue, and
+    /// with a rate limit of 100,000,000 starts a minute, against no limit (medians of three each).
+    func limits(into report: inout Report) async throws {
+        let free = try await self.medianDrain(jobs: 50_000, runners: 2)
+        try await self.exec("INSERT INTO skipper.queues (name, concurrency) VALUES ('default', 100000)")
+        let concurrency = try await self.medianDrain(jobs: 50_000, runners: 2)
+        try await self.exec("UPDATE skipper.queues SET concurrency = NULL, rate_limit = 100000000, rate_period = '1 minute'")
+        let rate = try await self.medianDrain(jobs: 50_000, runners: 2)
+        try await self.exec("DELETE FROM skipper.queues")
+        try await self.exec("TRUNCATE skipper.rate_starts")
+        Swift.print("limits not reached: none \(Int(free.rate)), concurrency \(Int(concurrency.rate)), rate \(Int(rate.rate)) jobs/s")
+        report.add("drain 50,000 noop, 2 runners, concurrency limit set, not reached", concurrency.rate, "jobs/s", "the same without limits", free.rate)
+        report.add("drain 50,000 noop, 2 runners, rate limit set, not reached", rate.rate, "jobs/s", "the same without limits", free.rate)
+    }
+
     /// Pickup latency at a steady 200 jobs/s, idle runners waiting on LISTEN, each job enqueued alone (as an app
     /// would), against PGQueuer's at the same rate.
     func latency(into report: inout Report, peers: Peers) async throws {

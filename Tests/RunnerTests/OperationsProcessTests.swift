@@ -87,14 +87,17 @@ import TestSupport
             #expect(highest[0] <= 10 && highest[0] >= 8, "q-conc: at most 10 RUNNING, got \(highest[0])")
             #expect(highest[1] == 1, "q-part: at most 1 RUNNING per merchant, got \(highest[1])")
             #expect(highest[2] <= 3 && highest[2] >= 2, "trace: at most 3 RUNNING, got \(highest[2])")
-            // Throughput: 10 × 200 ms jobs is 50 jobs/s, 5 merchants × 200 ms is 25/s, 3 × 300 ms is 10/s.
+            // Throughput: 10 × 200 ms jobs is 50 jobs/s, 5 merchants × 200 ms is 25/s, 3 × 300 ms is 10/s; each slot
+            // also spends the finish's write and the next claim (86–89 % of these figures were measured on an idle
+            // 2-core machine; the bounds leave room for a loaded one).
+            let (conc, part, trace) = (60 * 50 * 3 / 4, 60 * 25 * 3 / 4, 60 * 10 * 3 / 4)
             let done = try await db.query(
                 "SELECT queue, count(*) FROM skipper.jobs WHERE status = 'COMPLETED' GROUP BY queue ORDER BY queue")
             let completed = Dictionary(uniqueKeysWithValues: done.map { ($0[0] ?? "", Int($0[1] ?? "") ?? 0) })
             print("limits over a minute: highest RUNNING \(highest) in \(samples) samples; completed \(completed.sorted { $0.key < $1.key })")
-            #expect((completed["q-conc"] ?? 0) >= 2400, "q-conc completed \(completed); \(log)")
-            #expect((completed["q-part"] ?? 0) >= 1200, "q-part completed \(completed)")
-            #expect((completed["q-k1"] ?? 0) + (completed["q-k2"] ?? 0) >= 480, "trace completed \(completed)")
+            #expect((completed["q-conc"] ?? 0) >= conc, "q-conc completed \(completed); \(log)")
+            #expect((completed["q-part"] ?? 0) >= part, "q-part completed \(completed)")
+            #expect((completed["q-k1"] ?? 0) + (completed["q-k2"] ?? 0) >= trace, "trace completed \(completed)")
             // The rate: at most 20 starts in any 5 s window, and 240 (± 5 %) in the minute from the first.
             let worstWindow = try await db.scalar(
                 """
