@@ -56,17 +56,17 @@ extension JobStore {
             live AS (
               SELECT unnest(r.queues) AS name, count(*) AS runners FROM skipper.runners r
               WHERE r.heartbeat_at > clock_timestamp() - r.lease_ms * interval '1 millisecond' GROUP BY 1)
-            SELECT json_build_object(
-              'queue', n.name,
-              'paused', coalesce(q.paused, false),
-              'counts', (SELECT json_object_agg(s.status, coalesce((SELECT st.jobs FROM stats st WHERE st.queue = n.name AND st.status = s.status), 0))
-                         FROM unnest(ARRAY['QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED']) AS s(status)),
-              'oldest_queued_seconds', (SELECT extract(epoch FROM st.oldest_age)::float8 FROM stats st WHERE st.queue = n.name AND st.status = 'QUEUED'),
-              'limits', \(unescaped: Self.limitsJSON("q")),
-              'runners', coalesce(l.runners, 0),
-              'updated_at', q.updated_at)::text
-            FROM names n LEFT JOIN skipper.queues q ON q.name = n.name LEFT JOIN live l ON l.name = n.name
-            ORDER BY n.name
+            SELECT row_to_json(x)::text FROM (
+              SELECT n.name AS queue, coalesce(q.paused, false) AS paused,
+                     (SELECT row_to_json(c) FROM (
+                        SELECT \(unescaped: JobStatus.allCases.map { "coalesce(sum(st.jobs) FILTER (WHERE st.status = '\($0.rawValue)'), 0)::int8 AS \"\($0.rawValue)\"" }.joined(separator: ", "))
+                        FROM stats st WHERE st.queue = n.name) c) AS counts,
+                     (SELECT extract(epoch FROM st.oldest_age)::float8 FROM stats st WHERE st.queue = n.name AND st.status = 'QUEUED')
+                       AS oldest_queued_seconds,
+                     \(unescaped: Self.limitsJSON("q")) AS limits,
+                     coalesce(l.runners, 0) AS runners, q.updated_at
+              FROM names n LEFT JOIN skipper.queues q ON q.name = n.name LEFT JOIN live l ON l.name = n.name) x
+            ORDER BY x.queue
             """,
             logger: self.logger)
         var queues: [String] = []
@@ -102,9 +102,10 @@ extension JobStore {
     public func kinds(named kind: String? = nil) async throws -> [String] {
         let rows = try await self.client.query(
             """
-            SELECT json_build_object('kind', k.kind, 'limits', \(unescaped: Self.limitsJSON("k")),
-                                     'first_seen_at', k.first_seen_at, 'last_seen_at', k.last_seen_at)::text
-            FROM skipper.kinds k WHERE \(kind)::text IS NULL OR k.kind = \(kind) ORDER BY k.kind
+            SELECT row_to_json(x)::text FROM (
+              SELECT k.kind, \(unescaped: Self.limitsJSON("k")) AS limits, k.first_seen_at, k.last_seen_at
+              FROM skipper.kinds k WHERE \(kind)::text IS NULL OR k.kind = \(kind)) x
+            ORDER BY x.kind
             """,
             logger: self.logger)
         var kinds: [String] = []
@@ -120,13 +121,13 @@ extension JobStore {
         return try await self.kinds(named: kind).first
     }
 
-    /// The limits of a `skipper.queues` or `skipper.kinds` row aliased `alias`, as JSON.
+    /// The limits of a `skipper.queues` or `skipper.kinds` row aliased `alias` (or of none: all null), as JSON.
     static func limitsJSON(_ alias: String) -> String {
         """
-        json_build_object('concurrency', \(alias).concurrency, 'partition_by', \(alias).partition_by,
-                          'rate', CASE WHEN \(alias).rate_limit IS NULL THEN NULL
-                                       ELSE json_build_object('limit', \(alias).rate_limit,
-                                                              'period', extract(epoch FROM \(alias).rate_period)::bigint || 's') END)
+        (SELECT row_to_json(l) FROM (
+           SELECT \(alias).concurrency, \(alias).partition_by,
+                  (SELECT row_to_json(r) FROM (SELECT \(alias).rate_limit AS "limit", extract(epoch FROM \(alias).rate_period)::bigint || 's' AS period) r
+                   WHERE \(alias).rate_limit IS NOT NULL) AS rate) l)
         """
     }
 

@@ -75,15 +75,15 @@ extension JobStore {
         return nil
     }
 
+    /// The schedule row aliased `alias` as the API's JSON (compact, in this order; `next_run_at` null when there is
+    /// no next tick).
     static func scheduleJSON(_ alias: String) -> String {
         """
-        json_build_object(
-          'name', \(alias).name, 'cron', \(alias).cron, 'timezone', \(alias).timezone, 'kind', \(alias).kind,
-          'args', \(alias).args, 'queue', \(alias).queue, 'priority', \(alias).priority, 'max_attempts', \(alias).max_attempts,
-          'timeout_ms', \(alias).timeout_ms, 'catch_up', \(alias).catch_up, 'paused', \(alias).paused, 'source', \(alias).source,
-          'next_run_at', CASE WHEN isfinite(\(alias).next_run_at) THEN \(alias).next_run_at END,
-          'last_run_at', \(alias).last_run_at, 'last_job_id', \(alias).last_job_id,
-          'created_at', \(alias).created_at, 'updated_at', \(alias).updated_at)::text
+        (SELECT row_to_json(x)::text FROM (
+           SELECT \(alias).name, \(alias).cron, \(alias).timezone, \(alias).kind, \(alias).args, \(alias).queue, \(alias).priority,
+                  \(alias).max_attempts, \(alias).timeout_ms, \(alias).catch_up, \(alias).paused, \(alias).source,
+                  CASE WHEN isfinite(\(alias).next_run_at) THEN \(alias).next_run_at END AS next_run_at,
+                  \(alias).last_run_at, \(alias).last_job_id, \(alias).created_at, \(alias).updated_at) x)
         """
     }
 
