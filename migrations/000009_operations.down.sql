@@ -15,7 +15,7 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 ALTER TABLE skipper.jobs DROP COLUMN snoozed, DROP COLUMN timeout_ms;
 DROP TABLE skipper.rate_starts;
-REVOKE INSERT, UPDATE ON skipper.kinds FROM skipper_api;
+REVOKE UPDATE ON skipper.kinds FROM skipper_api;
 REVOKE SELECT ON skipper.runners FROM skipper_api;
 ALTER TABLE skipper.kinds
     DROP CONSTRAINT kinds_partition_check, DROP CONSTRAINT kinds_rate_check,

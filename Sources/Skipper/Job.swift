@@ -195,16 +195,33 @@ package struct QueueControls: Sendable, Equatable {
     package var paused: Set<String> = []
     /// Queues with a concurrency or rate limit.
     package var limited: Set<String> = []
-    /// Whether any kind the runner handles has a concurrency or rate limit.
-    package var kindsLimited = false
+    /// The kinds the runner handles that have a concurrency or rate limit.
+    package var limitedKinds: Set<String> = []
 
     package init() {}
 
-    /// The runner's queues split by how they are claimed: the fast claim (several queues in one statement) and one
-    /// `skipper.claim_limited` call each; paused queues in neither.
-    package func split(_ queues: [String]) -> (fast: [String], limited: [String]) {
+    /// How the runner's next claim is made: one fast claim over `fast.queues` for `fast.kinds` (several queues in one
+    /// statement), and one `skipper.claim_limited` call per entry of `limited`, each for its kinds: a limited queue
+    /// with every kind, any other queue with the limited kinds only. Paused queues in neither.
+    package func plan(queues: [String], kinds: [String]) -> (fast: (queues: [String], kinds: [String]), limited: [(queue: String, kinds: [String])]) {
         let open = queues.filter { !self.paused.contains($0) }
-        if self.kindsLimited { return ([], open) }
-        return (open.filter { !self.limited.contains($0) }, open.filter { self.limited.contains($0) })
+        let freeKinds = kinds.filter { !self.limitedKinds.contains($0) }
+        let heldKinds = kinds.filter { self.limitedKinds.contains($0) }
+        var fast: [String] = []
+        var limited: [(queue: String, kinds: [String])] = []
+        for queue in open {
+            if self.limited.contains(queue) {
+                limited.append((queue, kinds))
+                continue
+            }
+            if !freeKinds.isEmpty { fast.append(queue) }
+            if !heldKinds.isEmpty { limited.append((queue, heldKinds)) }
+        }
+        return ((fast, freeKinds), limited)
+    }
+
+    /// Whether a claim of `kind` in `queue` goes through a limit (its finish then wakes the queue's runners).
+    package func isLimited(queue: String, kind: String) -> Bool {
+        self.limited.contains(queue) || self.limitedKinds.contains(kind)
     }
 }

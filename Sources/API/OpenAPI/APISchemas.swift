@@ -164,12 +164,15 @@ extension APISchemas {
 
     static let limits = Schema.object(
         [
-            Property("concurrency", Schema.int32(1...1_000_000).orNull, required: true),
+            Property("concurrency", Schema.int32(1...Int64(Int32.max)).orNull, required: true),
             Property("partition_by", Schema.string().orNull, required: true),
             Property(
                 "rate",
                 Schema.object(
-                    [Property("limit", .int32(1...1_000_000), required: true), Property("period", .string(), required: true)], closed: false
+                    [
+                        Property("limit", .int32(1...Int64(Int32.max)), required: true),
+                        Property("period", Schema.string(description: "Whole seconds (60s), or milliseconds (1500ms)"), required: true),
+                    ], closed: false
                 ).orNull,
                 required: true),
         ], closed: false, name: "Limits")

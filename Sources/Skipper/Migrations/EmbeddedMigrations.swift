@@ -745,7 +745,8 @@ DECLARE
     q skipper.queues;
     c record;
     at timestamptz;
-    -- Budgets left: 'queue', 'queue-rate', 'queue:<key>', 'kind:<kind>', 'kind-rate:<kind>', 'kind:<kind>:<key>'.
+    -- Budgets left: 'queue', 'queue-rate', and with chr(31) (which no name holds) between the parts: qp <key>,
+    -- k <kind>, kr <kind>, kp <kind> <key>.
     budget jsonb := '{}';
     -- The limited kinds this runner serves: their limits, and whether this claim counted them ('ok') or left them.
     kinds jsonb := '{}';
@@ -778,7 +779,7 @@ BEGIN
         ELSE
             qpath := string_to_array(substr(q.partition_by, 6), '.');
             budget := budget || coalesce((
-                SELECT jsonb_object_agg('queue:' || g.key, q.concurrency - g.n) FROM (
+                SELECT jsonb_object_agg('qp' || chr(31) || g.key, q.concurrency - g.n) FROM (
                     SELECT coalesce(j.args #>> qpath, '') AS key, count(*) AS n FROM skipper.jobs_active j
                     WHERE j.status = 'RUNNING' AND j.queue = p_queue GROUP BY 1) g), '{}');
         END IF;
@@ -801,7 +802,7 @@ BEGIN
              ORDER BY j.priority, j.run_at, j.id LIMIT candidates LOOP
         ok := true;
         IF qpath IS NOT NULL THEN
-            key := 'queue:' || coalesce(c.args #>> qpath, '');
+            key := 'qp' || chr(31) || coalesce(c.args #>> qpath, '');
             ok := coalesce((budget->>key)::int, q.concurrency) > 0;
         END IF;
         IF ok AND kinds ? c.kind THEN
@@ -811,11 +812,11 @@ BEGIN
                     state := state || jsonb_build_object(c.kind, 'ok');
                     IF kinds->c.kind->>'concurrency' IS NOT NULL THEN
                         IF jsonb_typeof(kinds->c.kind->'path') <> 'array' THEN
-                            budget := budget || jsonb_build_object('kind:' || c.kind, (kinds->c.kind->>'concurrency')::int - (
+                            budget := budget || jsonb_build_object('k' || chr(31) || c.kind, (kinds->c.kind->>'concurrency')::int - (
                                 SELECT count(*) FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = c.kind));
                         ELSE
                             budget := budget || coalesce((
-                                SELECT jsonb_object_agg('kind:' || c.kind || ':' || g.key, (kinds->c.kind->>'concurrency')::int - g.n) FROM (
+                                SELECT jsonb_object_agg('kp' || chr(31) || c.kind || chr(31) || g.key, (kinds->c.kind->>'concurrency')::int - g.n) FROM (
                                     SELECT coalesce(j.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '') AS key,
                                            count(*) AS n
                                     FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = c.kind GROUP BY 1) g), '{}');
@@ -825,7 +826,7 @@ BEGIN
                         rate_kinds := rate_kinds || c.kind;
                         DELETE FROM skipper.rate_starts s WHERE s.scope = 'kind ' || c.kind
                           AND s.started_at <= at - (kinds->c.kind->>'period')::float8 * interval '1 second';
-                        budget := budget || jsonb_build_object('kind-rate:' || c.kind, (kinds->c.kind->>'rate')::int - (
+                        budget := budget || jsonb_build_object('kr' || chr(31) || c.kind, (kinds->c.kind->>'rate')::int - (
                             SELECT coalesce(sum(s.jobs), 0) FROM skipper.rate_starts s WHERE s.scope = 'kind ' || c.kind));
                     END IF;
                 ELSE
@@ -833,10 +834,10 @@ BEGIN
                 END IF;
             END IF;
             ok := state->>c.kind = 'ok'
-                  AND coalesce((budget->>('kind:' || c.kind))::int, 1) > 0
-                  AND coalesce((budget->>('kind-rate:' || c.kind))::int, 1) > 0;
+                  AND coalesce((budget->>('k' || chr(31) || c.kind))::int, 1) > 0
+                  AND coalesce((budget->>('kr' || chr(31) || c.kind))::int, 1) > 0;
             IF ok AND jsonb_typeof(kinds->c.kind->'path') = 'array' THEN
-                key := 'kind:' || c.kind || ':' || coalesce(c.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '');
+                key := 'kp' || chr(31) || c.kind || chr(31) || coalesce(c.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '');
                 ok := coalesce((budget->>key)::int, (kinds->c.kind->>'concurrency')::int) > 0;
             END IF;
         END IF;
@@ -845,18 +846,18 @@ BEGIN
         IF budget ? 'queue' THEN budget := budget || jsonb_build_object('queue', (budget->>'queue')::int - 1); END IF;
         IF budget ? 'queue-rate' THEN budget := budget || jsonb_build_object('queue-rate', (budget->>'queue-rate')::int - 1); END IF;
         IF qpath IS NOT NULL THEN
-            key := 'queue:' || coalesce(c.args #>> qpath, '');
+            key := 'qp' || chr(31) || coalesce(c.args #>> qpath, '');
             budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, q.concurrency) - 1);
         END IF;
         IF kinds ? c.kind THEN
-            IF budget ? ('kind:' || c.kind) THEN
-                budget := budget || jsonb_build_object('kind:' || c.kind, (budget->>('kind:' || c.kind))::int - 1);
+            IF budget ? ('k' || chr(31) || c.kind) THEN
+                budget := budget || jsonb_build_object('k' || chr(31) || c.kind, (budget->>('k' || chr(31) || c.kind))::int - 1);
             END IF;
-            IF budget ? ('kind-rate:' || c.kind) THEN
-                budget := budget || jsonb_build_object('kind-rate:' || c.kind, (budget->>('kind-rate:' || c.kind))::int - 1);
+            IF budget ? ('kr' || chr(31) || c.kind) THEN
+                budget := budget || jsonb_build_object('kr' || chr(31) || c.kind, (budget->>('kr' || chr(31) || c.kind))::int - 1);
             END IF;
             IF jsonb_typeof(kinds->c.kind->'path') = 'array' THEN
-                key := 'kind:' || c.kind || ':' || coalesce(c.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '');
+                key := 'kp' || chr(31) || c.kind || chr(31) || coalesce(c.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '');
                 budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, (kinds->c.kind->>'concurrency')::int) - 1);
             END IF;
         END IF;
@@ -869,16 +870,21 @@ BEGIN
     RETURN QUERY
     WITH u AS (
         UPDATE skipper.jobs_active j
-        SET status = 'RUNNING', attempt = least(j.attempt, 2147483646) + 1, started_at = at, runner_id = p_runner,
-            lease = claim_lease
-        WHERE j.id = ANY (chosen) AND j.status = 'QUEUED' AND j.finished_at IS NULL
+        SET status = 'RUNNING', attempt = least(j.attempt, 2147483646) + 1, started_at = clock_timestamp(),
+            runner_id = p_runner, lease = claim_lease
+        -- Still waiting and due, and not being claimed by another claim at this moment (the walk read without locks).
+        WHERE j.id = ANY (ARRAY(SELECT w.id FROM skipper.jobs_active w
+                                WHERE w.id = ANY (chosen) AND w.status = 'QUEUED' AND w.finished_at IS NULL AND w.run_at <= now()
+                                FOR UPDATE SKIP LOCKED))
+          AND j.status = 'QUEUED' AND j.finished_at IS NULL
         RETURNING j.id, j.lease, j.queue, j.kind, j.args::text AS args, j.attempt, j.max_attempts, j.meta::text AS meta,
-                  j.meta->>'request_id' AS request_id, j.priority, j.run_at, j.timeout_ms),
+                  j.meta->>'request_id' AS request_id, j.priority, j.run_at, j.timeout_ms, j.started_at),
+    -- Stamped when the jobs started (not when the claim began): a window counted later then never misses them.
     started AS (
         INSERT INTO skipper.rate_starts (scope, started_at, jobs)
-        SELECT 'queue ' || p_queue, at, count(*) FROM u WHERE q.rate_limit IS NOT NULL HAVING count(*) > 0
+        SELECT 'queue ' || p_queue, max(u.started_at), count(*) FROM u WHERE q.rate_limit IS NOT NULL HAVING count(*) > 0
         UNION ALL
-        SELECT 'kind ' || u.kind, at, count(*) FROM u WHERE u.kind = ANY (rate_kinds) GROUP BY u.kind)
+        SELECT 'kind ' || u.kind, max(u.started_at), count(*) FROM u WHERE u.kind = ANY (rate_kinds) GROUP BY u.kind)
     SELECT u.id, u.lease, u.queue, u.kind, u.args, u.attempt, u.max_attempts, u.meta, u.request_id, u.priority, u.run_at, u.timeout_ms
     FROM u;
 END
@@ -930,13 +936,14 @@ CREATE TABLE skipper.schedule_ticks (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (schedule, tick)
 );
+CREATE INDEX schedule_ticks_created_idx ON skipper.schedule_ticks (created_at);
 COMMENT ON TABLE skipper.schedule_ticks IS 'The job made for each tick of each schedule (kept a week).';
 
 -- 6. Rights. The API reads and changes the controls and schedules; runners read them, make ticks and count starts.
 GRANT SELECT, INSERT, UPDATE ON skipper.queues TO skipper_api;
 GRANT SELECT ON skipper.queues TO skipper_runner;
 GRANT SELECT ON skipper.runners TO skipper_api;
-GRANT UPDATE (concurrency, partition_by, rate_limit, rate_period), INSERT ON skipper.kinds TO skipper_api;
+GRANT UPDATE (concurrency, partition_by, rate_limit, rate_period) ON skipper.kinds TO skipper_api;
 GRANT SELECT, INSERT, DELETE ON skipper.rate_starts TO skipper_runner;
 GRANT SELECT ON skipper.rate_starts TO skipper_api;
 GRANT SELECT, INSERT, UPDATE, DELETE ON skipper.schedules TO skipper_api;
@@ -962,7 +969,7 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 ALTER TABLE skipper.jobs DROP COLUMN snoozed, DROP COLUMN timeout_ms;
 DROP TABLE skipper.rate_starts;
-REVOKE INSERT, UPDATE ON skipper.kinds FROM skipper_api;
+REVOKE UPDATE ON skipper.kinds FROM skipper_api;
 REVOKE SELECT ON skipper.runners FROM skipper_api;
 ALTER TABLE skipper.kinds
     DROP CONSTRAINT kinds_partition_check, DROP CONSTRAINT kinds_rate_check,

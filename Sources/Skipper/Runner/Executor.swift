@@ -144,7 +144,7 @@ final class Executor: Service, Sendable {
                 if changed {
                     self.logger.info(
                         "queue controls changed",
-                        metadata: ["paused": "\(fresh.paused.sorted())", "limited": "\(fresh.limited.sorted())", "kinds.limited": "\(fresh.kindsLimited)"])
+                        metadata: ["paused": "\(fresh.paused.sorted())", "limited": "\(fresh.limited.sorted())", "kinds.limited": "\(fresh.limitedKinds.sorted())"])
                     self.wake.signal()
                 }
                 failed = false
@@ -251,19 +251,27 @@ final class Executor: Service, Sendable {
         }
     }
 
-    /// The fast claim for the queues without controls, then `skipper.claim_limited` for each limited one (taking
-    /// turns at going first) until `limit` jobs are claimed. Paused queues are skipped.
+    /// The fast claim for the queues and kinds without controls, then `skipper.claim_limited` for each limited queue
+    /// and for the limited kinds of the others (taking turns at going first), until `limit` jobs are claimed. Paused
+    /// queues are skipped. A claim that fails after others committed returns what they took, so no claimed job is
+    /// left unstarted.
     private func claimFromEachQueue(limit: Int, after positions: [String: ClaimPosition]) async throws -> [ClaimedJob] {
-        let (fast, limited) = self.controls.withLock { $0 }.split(self.config.queues)
+        let (fast, limited) = self.controls.withLock { $0 }.plan(queues: self.config.queues, kinds: self.kinds)
         var jobs: [ClaimedJob] = []
-        if !fast.isEmpty {
-            jobs = try await self.store.claim(queues: fast, kinds: self.kinds, runnerID: self.runnerID, limit: limit, after: positions)
+        if !fast.queues.isEmpty {
+            jobs = try await self.store.claim(queues: fast.queues, kinds: fast.kinds, runnerID: self.runnerID, limit: limit, after: positions)
         }
         guard !limited.isEmpty else { return jobs }
         let first = self.limitedTurn.wrappingAdd(1, ordering: .relaxed).oldValue
         for index in 0..<limited.count where jobs.count < limit {
-            let queue = limited[(first + index) % limited.count]
-            jobs += try await self.store.claimLimited(queue: queue, kinds: self.kinds, runnerID: self.runnerID, limit: limit - jobs.count)
+            let (queue, kinds) = limited[(first + index) % limited.count]
+            do {
+                jobs += try await self.store.claimLimited(queue: queue, kinds: kinds, runnerID: self.runnerID, limit: limit - jobs.count)
+            } catch {
+                guard !jobs.isEmpty else { throw error }
+                self.logger.warning("a limited claim failed; starting what the others took", metadata: ["queue": "\(queue)", "error": "\(describe(error))"])
+                break
+            }
         }
         return jobs
     }
@@ -317,7 +325,7 @@ final class Executor: Service, Sendable {
         case .snoozed(let delay): if debug { context.logger.debug("job snoozed", metadata: ["delay": "\(delay)"]) }
         }
         let progress = self.board.finish(job.claim)
-        let limited = self.controls.withLock { $0.kindsLimited || $0.limited.contains(job.queue) }
+        let limited = self.controls.withLock { $0.isLimited(queue: job.queue, kind: job.kind) }
         self.completer.submit(
             Finished(
                 claim: job.claim, outcome: outcome, processed: progress?.processed ?? -1, total: progress?.total ?? -1,

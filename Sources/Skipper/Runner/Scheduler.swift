@@ -23,6 +23,9 @@ struct Scheduler: Service {
         var undeclared = self.declared
         var backoff = Backoff(base: .milliseconds(200))
         var lastPrune = ContinuousClock.now - .seconds(3600)
+        // Logged once each, until they tick again.
+        var unparsable: Set<String> = []
+        var failing: Set<String> = []
         while !Task.isCancelled {
             do {
                 while let job = undeclared.first {
@@ -34,14 +37,30 @@ struct Scheduler: Service {
                 }
                 let (due, nextIn) = try await self.store.dueSchedules()
                 for name in due where !Task.isCancelled {
-                    switch try await self.store.tick(schedule: name) {
+                    // One schedule's failure (a row PostgreSQL refuses) holds up neither the others nor the next look.
+                    let outcome: TickOutcome
+                    do {
+                        outcome = try await self.store.tick(schedule: name)
+                    } catch {
+                        if Task.isCancelled { return }
+                        if failing.insert(name).inserted {
+                            self.logger.error("could not make a schedule's tick; trying again", metadata: ["schedule": "\(name)", "error": "\(describe(error))"])
+                        }
+                        continue
+                    }
+                    failing.remove(name)
+                    switch outcome {
                     case .enqueued(let id, let tick, let queue):
+                        unparsable.remove(name)
                         self.logger.info("periodic job enqueued", metadata: ["schedule": "\(name)", "job.id": "\(id)", "tick": "\(tick)"])
                         try? await self.store.notifyInserted(queues: [queue])
                     case .skipped:
                         self.logger.info("missed ticks skipped (catch-up none)", metadata: ["schedule": "\(name)"])
                     case .invalid(let message):
-                        self.logger.error("schedule set aside: its expression does not parse", metadata: ["schedule": "\(name)", "error": "\(message)"])
+                        if unparsable.insert(name).inserted {
+                            self.logger.error(
+                                "cannot tick a schedule: its expression does not parse here; another runner may", metadata: ["schedule": "\(name)", "error": "\(message)"])
+                        }
                     case .nothing, .scheduled:
                         break
                     }

@@ -64,7 +64,7 @@ extension JobStore {
                      (SELECT extract(epoch FROM st.oldest_age)::float8 FROM stats st WHERE st.queue = n.name AND st.status = 'QUEUED')
                        AS oldest_queued_seconds,
                      \(unescaped: Self.limitsJSON("q")) AS limits,
-                     coalesce(l.runners, 0) AS runners, q.updated_at
+                     coalesce(l.runners, 0) AS runners, \(unescaped: Self.apiTime("q.updated_at")) AS updated_at
               FROM names n LEFT JOIN skipper.queues q ON q.name = n.name LEFT JOIN live l ON l.name = n.name) x
             ORDER BY x.queue
             """,
@@ -103,7 +103,8 @@ extension JobStore {
         let rows = try await self.client.query(
             """
             SELECT row_to_json(x)::text FROM (
-              SELECT k.kind, \(unescaped: Self.limitsJSON("k")) AS limits, k.first_seen_at, k.last_seen_at
+              SELECT k.kind, \(unescaped: Self.limitsJSON("k")) AS limits, \(unescaped: Self.apiTime("k.first_seen_at")) AS first_seen_at,
+                     \(unescaped: Self.apiTime("k.last_seen_at")) AS last_seen_at
               FROM skipper.kinds k WHERE \(kind)::text IS NULL OR k.kind = \(kind)) x
             ORDER BY x.kind
             """,
@@ -117,8 +118,13 @@ extension JobStore {
     /// registered (limiting it would make it look registered to submits).
     public func setLimits(kind: String, _ change: LimitsChange) async throws -> String? {
         guard try await self.isKnownKind(kind) else { return nil }
-        try await self.applyLimits(table: "skipper.kinds", key: "kind", value: kind, change)
+        try await self.applyLimits(table: "skipper.kinds", key: "kind", value: kind, change, create: false)
         return try await self.kinds(named: kind).first
+    }
+
+    /// A timestamptz column as the API writes times: RFC 3339 in UTC with milliseconds, `2026-01-31T12:00:00.000Z`.
+    static func apiTime(_ column: String) -> String {
+        #"to_char(\#(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#
     }
 
     /// The limits of a `skipper.queues` or `skipper.kinds` row aliased `alias` (or of none: all null), as JSON.
@@ -126,12 +132,18 @@ extension JobStore {
         """
         (SELECT row_to_json(l) FROM (
            SELECT \(alias).concurrency, \(alias).partition_by,
-                  (SELECT row_to_json(r) FROM (SELECT \(alias).rate_limit AS "limit", extract(epoch FROM \(alias).rate_period)::bigint || 's' AS period) r
+                  (SELECT row_to_json(r) FROM (
+                     SELECT \(alias).rate_limit AS "limit",
+                            CASE WHEN extract(milliseconds FROM \(alias).rate_period) % 1000 = 0
+                                 THEN extract(epoch FROM \(alias).rate_period)::bigint || 's'
+                                 ELSE round(extract(epoch FROM \(alias).rate_period) * 1000)::bigint || 'ms' END AS period) r
                    WHERE \(alias).rate_limit IS NOT NULL) AS rate) l)
         """
     }
 
-    private func applyLimits(table: String, key: String, value: String, _ change: LimitsChange) async throws {
+    /// Writes `change` into the row of `table` whose `key` is `value`, creating the row when `create` (queues are named
+    /// by jobs; kinds only by the runners that register them).
+    private func applyLimits(table: String, key: String, value: String, _ change: LimitsChange, create: Bool = true) async throws {
         var concurrency: Int32?
         var partition: String?
         var rateLimit: Int32?
@@ -143,14 +155,23 @@ extension JobStore {
             ratePeriod = rate.period.milliseconds
         }
         // Identifiers come from this file only; every value is bound.
-        let sql = """
+        let sql = create
+            ? """
             INSERT INTO \(table) AS t (\(key), concurrency, partition_by, rate_limit, rate_period)
             VALUES ($1, $3, $5, $7, $8 * interval '1 millisecond')
             ON CONFLICT (\(key)) DO UPDATE SET
               concurrency = CASE WHEN $2 THEN excluded.concurrency ELSE t.concurrency END,
               partition_by = CASE WHEN $4 THEN excluded.partition_by ELSE t.partition_by END,
               rate_limit = CASE WHEN $6 THEN excluded.rate_limit ELSE t.rate_limit END,
-              rate_period = CASE WHEN $6 THEN excluded.rate_period ELSE t.rate_period END\(table == "skipper.queues" ? ", updated_at = now()" : "")
+              rate_period = CASE WHEN $6 THEN excluded.rate_period ELSE t.rate_period END, updated_at = now()
+            """
+            : """
+            UPDATE \(table) AS t SET
+              concurrency = CASE WHEN $2 THEN $3 ELSE t.concurrency END,
+              partition_by = CASE WHEN $4 THEN $5 ELSE t.partition_by END,
+              rate_limit = CASE WHEN $6 THEN $7 ELSE t.rate_limit END,
+              rate_period = CASE WHEN $6 THEN $8 * interval '1 millisecond' ELSE t.rate_period END
+            WHERE t.\(key) = $1
             """
         var binds = PostgresBindings(capacity: 8)
         binds.append(value)

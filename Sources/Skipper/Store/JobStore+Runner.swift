@@ -142,14 +142,14 @@ extension JobStore {
             SELECT q.name, q.paused, q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL
             FROM skipper.queues q WHERE q.name = ANY(\(queues)::text[])
             UNION ALL
-            SELECT NULL, false, true FROM skipper.kinds k
+            SELECT k.kind, NULL, true FROM skipper.kinds k
             WHERE k.kind = ANY(\(kinds)::text[]) AND (k.concurrency IS NOT NULL OR k.rate_limit IS NOT NULL)
             """,
             logger: self.logger)
         var controls = QueueControls()
-        for try await (name, paused, limited) in rows.decode((String?, Bool, Bool).self) {
-            guard let name else {
-                controls.kindsLimited = true
+        for try await (name, paused, limited) in rows.decode((String, Bool?, Bool).self) {
+            guard let paused else {
+                controls.limitedKinds.insert(name)
                 continue
             }
             if paused { controls.paused.insert(name) }

@@ -12,7 +12,8 @@ package enum TickOutcome: Sendable, Equatable {
     case scheduled
     /// Missed ticks were skipped (catch-up `none`).
     case skipped
-    /// Its expression does not parse (written with SQL): it is set aside (`next_run_at` infinity) until fixed.
+    /// Its expression does not parse here (written with SQL, or a time zone this runner's system does not know):
+    /// nothing is written, so a runner that can parse it makes the tick.
     case invalid(String)
 }
 
@@ -33,7 +34,7 @@ extension JobStore {
               cron = excluded.cron, timezone = excluded.timezone, kind = excluded.kind, args = excluded.args,
               queue = excluded.queue, priority = excluded.priority, max_attempts = excluded.max_attempts,
               timeout_ms = excluded.timeout_ms, catch_up = excluded.catch_up, source = excluded.source,
-              next_run_at = CASE WHEN s.cron = excluded.cron AND s.timezone = excluded.timezone AND s.next_run_at IS NOT NULL
+              next_run_at = CASE WHEN s.cron = excluded.cron AND s.timezone = excluded.timezone AND isfinite(s.next_run_at)
                                  THEN s.next_run_at ELSE excluded.next_run_at END,
               updated_at = now()
             RETURNING (xmax = 0), \(unescaped: Self.scheduleJSON("s"))
@@ -82,8 +83,10 @@ extension JobStore {
         (SELECT row_to_json(x)::text FROM (
            SELECT \(alias).name, \(alias).cron, \(alias).timezone, \(alias).kind, \(alias).args, \(alias).queue, \(alias).priority,
                   \(alias).max_attempts, \(alias).timeout_ms, \(alias).catch_up, \(alias).paused, \(alias).source,
-                  CASE WHEN isfinite(\(alias).next_run_at) THEN \(alias).next_run_at END AS next_run_at,
-                  \(alias).last_run_at, \(alias).last_job_id, \(alias).created_at, \(alias).updated_at) x)
+                  CASE WHEN isfinite(\(alias).next_run_at) THEN \(Self.apiTime("\(alias).next_run_at")) END AS next_run_at,
+                  CASE WHEN isfinite(\(alias).last_run_at) THEN \(Self.apiTime("\(alias).last_run_at")) END AS last_run_at,
+                  \(alias).last_job_id, \(Self.apiTime("\(alias).created_at")) AS created_at,
+                  \(Self.apiTime("\(alias).updated_at")) AS updated_at) x)
         """
     }
 
@@ -93,8 +96,9 @@ extension JobStore {
     package func dueSchedules() async throws -> (names: [String], nextIn: Duration?) {
         let rows = try await self.client.query(
             """
-            SELECT name, NULL::float8 FROM skipper.schedules
-            WHERE NOT paused AND (next_run_at IS NULL OR next_run_at <= clock_timestamp())
+            (SELECT name, NULL::float8 FROM skipper.schedules
+             WHERE NOT paused AND (next_run_at IS NULL OR next_run_at <= clock_timestamp())
+             ORDER BY next_run_at NULLS FIRST LIMIT 1000)
             UNION ALL
             SELECT NULL, extract(epoch FROM min(next_run_at) - clock_timestamp())::float8 FROM skipper.schedules
             WHERE NOT paused AND next_run_at > clock_timestamp() AND isfinite(next_run_at)
@@ -134,8 +138,6 @@ extension JobStore {
                 do {
                     schedule = try CronSchedule(cron, timeZone: zone)
                 } catch {
-                    try await connection.query(
-                        "UPDATE skipper.schedules SET next_run_at = 'infinity' WHERE name = \(name)", logger: self.logger)
                     return .invalid("\(error)")
                 }
                 guard let due else {
@@ -151,6 +153,14 @@ extension JobStore {
                         "UPDATE skipper.schedules SET next_run_at = coalesce(\(next), 'infinity') WHERE name = \(name)", logger: self.logger)
                     return .skipped
                 }
+                // A tick already made (its next_run_at set back by hand): move on to the next, make nothing.
+                let made = try await connection.query(
+                    "SELECT 1 FROM skipper.schedule_ticks WHERE schedule = \(name) AND tick = \(tick)", logger: self.logger)
+                for try await _ in made.decode(Int32.self) {
+                    try await connection.query(
+                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(next), 'infinity') WHERE name = \(name)", logger: self.logger)
+                    return .nothing
+                }
                 var options = JobOptions(queue: queue, priority: priority, maxAttempts: maxAttempts)
                 options.timeout = timeout.map { .milliseconds(Int64($0)) }
                 options.meta = ["schedule": name, "scheduled_for": tick.formatted(.iso8601)]
@@ -163,8 +173,8 @@ extension JobStore {
                     logger: self.logger)
                 var fresh = false
                 for try await _ in recorded.decode(Int32.self) { fresh = true }
-                // A tick already made (its next_run_at set back by hand): roll the job back, move on.
-                guard fresh else { throw TickAlreadyMade(next: next) }
+                // Made meanwhile (the row lock makes this unreachable, short of a hand-made tick row): roll back.
+                guard fresh else { throw TickAlreadyMade() }
                 try await connection.query(
                     """
                     UPDATE skipper.schedules
@@ -175,13 +185,7 @@ extension JobStore {
                 return .enqueued(jobID: job.id, tick: tick, queue: queue)
             }
         } catch let error as PostgresTransactionError {
-            if let made = error.closureError as? TickAlreadyMade {
-                _ = try await self.client.query(
-                    "UPDATE skipper.schedules SET next_run_at = coalesce(\(made.next), 'infinity') WHERE name = \(name)",
-                    logger: self.logger
-                ).collect()
-                return .nothing
-            }
+            if error.closureError is TickAlreadyMade { return .nothing }
             if let inner = error.closureError { throw inner }
             throw error
         }
@@ -195,6 +199,4 @@ extension JobStore {
     }
 }
 
-private struct TickAlreadyMade: Error {
-    let next: Date?
-}
+private struct TickAlreadyMade: Error {}
