@@ -33,6 +33,12 @@ import TestSupport
             let names = (try await client.send(.get, "/queues").json["queues"] as? [[String: any Sendable]])?.compactMap { $0["queue"] as? String }
             #expect(names == ["mail", "reports"])
             #expect(try await client.send(.post, "/queues/reports/resume").json["paused"] as? Bool == false)
+            // A name that needs encoding in a path is the decoded name.
+            let spaced = try await client.send(.post, "/queues/daily%20mail%E2%9C%93/pause")
+            #expect(spaced.string("queue") == "daily mail✓", "\(spaced.text)")
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.queues WHERE name = 'daily mail✓'") == "1")
+            #expect(try await client.send(.post, "/queues/bad%FF/pause").status == .badRequest)
+            try await db.query("DELETE FROM skipper.queues WHERE name = 'daily mail✓'")
 
             // Limits: set, kept when left out, cleared with null.
             let limited = try await client.send(

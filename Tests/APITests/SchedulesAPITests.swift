@@ -53,6 +53,7 @@ import TestSupport
                 (#"{"name": "a", "cron": "* * * *", "kind": "noop"}"#, 422, "cron"),
                 (#"{"name": "a", "cron": "@every 0s", "kind": "noop"}"#, 422, "cron"),
                 (#"{"name": "a", "cron": "@fortnightly", "kind": "noop"}"#, 422, "cron"),
+                (#"{"name": "a", "cron": "0 0 30 2 *", "kind": "noop"}"#, 422, "cron"),
                 (#"{"name": "a", "cron": "@daily", "timezone": "Mars/Olympus", "kind": "noop"}"#, 422, "timezone"),
                 (#"{"name": "-a", "cron": "@daily", "kind": "noop"}"#, 422, "name"),
                 (#"{"name": "a b", "cron": "@daily", "kind": "noop"}"#, 422, "name"),

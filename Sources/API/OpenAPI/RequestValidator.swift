@@ -43,7 +43,16 @@ struct RequestValidator: Sendable {
         for parameter in self.endpoint.parameters {
             let text: String?
             switch parameter.location {
-            case .path: text = context.parameters.get(parameter.name)
+            case .path:
+                // Path segments arrive percent-encoded (a queue named "a b" is /queues/a%20b): the value is the decoded text.
+                if let raw = context.parameters.get(parameter.name) {
+                    guard let decoded = raw.removingPercentEncoding else {
+                        throw APIError.invalidParameter(parameter.name, "is not percent-encoded UTF-8: '\(raw)'")
+                    }
+                    text = decoded
+                } else {
+                    text = nil
+                }
             case .query: text = query.get(parameter.name)
             case .header: continue
             }

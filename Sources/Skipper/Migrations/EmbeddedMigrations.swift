@@ -730,6 +730,8 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
+-- A partition's key is the argument's JSON text (1 and "1" differ, as do null, "" and a missing argument, which is
+-- the empty key).
 -- 4. The claim of a queue that is limited, or whose runner serves a limited kind. Claims of a limited queue take turns
 -- (an advisory lock per queue), and a limited kind is counted only under its own lock, taken when the walk meets a
 -- job of that kind (tried, never waited for: a kind another claim is counting now is left for the next claim, so
@@ -780,7 +782,7 @@ BEGIN
             qpath := string_to_array(substr(q.partition_by, 6), '.');
             budget := budget || coalesce((
                 SELECT jsonb_object_agg('qp' || chr(31) || g.key, q.concurrency - g.n) FROM (
-                    SELECT coalesce(j.args #>> qpath, '') AS key, count(*) AS n FROM skipper.jobs_active j
+                    SELECT coalesce((j.args #> qpath)::text, '') AS key, count(*) AS n FROM skipper.jobs_active j
                     WHERE j.status = 'RUNNING' AND j.queue = p_queue GROUP BY 1) g), '{}');
         END IF;
     END IF;
@@ -802,7 +804,7 @@ BEGIN
              ORDER BY j.priority, j.run_at, j.id LIMIT candidates LOOP
         ok := true;
         IF qpath IS NOT NULL THEN
-            key := 'qp' || chr(31) || coalesce(c.args #>> qpath, '');
+            key := 'qp' || chr(31) || coalesce((c.args #> qpath)::text, '');
             ok := coalesce((budget->>key)::int, q.concurrency) > 0;
         END IF;
         IF ok AND kinds ? c.kind THEN
@@ -817,7 +819,7 @@ BEGIN
                         ELSE
                             budget := budget || coalesce((
                                 SELECT jsonb_object_agg('kp' || chr(31) || c.kind || chr(31) || g.key, (kinds->c.kind->>'concurrency')::int - g.n) FROM (
-                                    SELECT coalesce(j.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '') AS key,
+                                    SELECT coalesce((j.args #> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')))::text, '') AS key,
                                            count(*) AS n
                                     FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = c.kind GROUP BY 1) g), '{}');
                         END IF;
@@ -837,7 +839,7 @@ BEGIN
                   AND coalesce((budget->>('k' || chr(31) || c.kind))::int, 1) > 0
                   AND coalesce((budget->>('kr' || chr(31) || c.kind))::int, 1) > 0;
             IF ok AND jsonb_typeof(kinds->c.kind->'path') = 'array' THEN
-                key := 'kp' || chr(31) || c.kind || chr(31) || coalesce(c.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '');
+                key := 'kp' || chr(31) || c.kind || chr(31) || coalesce((c.args #> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')))::text, '');
                 ok := coalesce((budget->>key)::int, (kinds->c.kind->>'concurrency')::int) > 0;
             END IF;
         END IF;
@@ -846,7 +848,7 @@ BEGIN
         IF budget ? 'queue' THEN budget := budget || jsonb_build_object('queue', (budget->>'queue')::int - 1); END IF;
         IF budget ? 'queue-rate' THEN budget := budget || jsonb_build_object('queue-rate', (budget->>'queue-rate')::int - 1); END IF;
         IF qpath IS NOT NULL THEN
-            key := 'qp' || chr(31) || coalesce(c.args #>> qpath, '');
+            key := 'qp' || chr(31) || coalesce((c.args #> qpath)::text, '');
             budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, q.concurrency) - 1);
         END IF;
         IF kinds ? c.kind THEN
@@ -857,7 +859,7 @@ BEGIN
                 budget := budget || jsonb_build_object('kr' || chr(31) || c.kind, (budget->>('kr' || chr(31) || c.kind))::int - 1);
             END IF;
             IF jsonb_typeof(kinds->c.kind->'path') = 'array' THEN
-                key := 'kp' || chr(31) || c.kind || chr(31) || coalesce(c.args #>> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')), '');
+                key := 'kp' || chr(31) || c.kind || chr(31) || coalesce((c.args #> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')))::text, '');
                 budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, (kinds->c.kind->>'concurrency')::int) - 1);
             END IF;
         END IF;

@@ -306,7 +306,13 @@ final class Executor: Service, Sendable {
         if let handler = self.handlers[job.kind] {
             let timer = (job.timeout ?? handler.timeout).map { limit in Task { await self.enforce(limit, on: job.claim) } }
             do {
-                outcome = .completed(result: try await handler.execute(job.args, context))
+                let result = try await handler.execute(job.args, context)
+                // Past its deadline the attempt has failed, even if the handler ignored the cancel and finished.
+                if case .timedOut? = self.state.withLock({ $0.running[job.claim]?.stopReason }) {
+                    outcome = self.outcome(of: CancellationError(), job: job, handler: handler)
+                } else {
+                    outcome = .completed(result: result)
+                }
             } catch {
                 outcome = self.outcome(of: error, job: job, handler: handler)
             }

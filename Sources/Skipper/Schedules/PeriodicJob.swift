@@ -47,6 +47,9 @@ public struct PeriodicJob: Sendable, Equatable {
         }
         self.name = name
         self.schedule = try CronSchedule(schedule, timeZone: timeZone)
+        guard self.schedule.next(after: Date()) != nil else {
+            throw CronSchedule.ParseError(field: "cron", message: "\"\(schedule)\" never happens (no tick within 8 years)")
+        }
         self.kind = kind
         self.args = args
         self.queue = queue

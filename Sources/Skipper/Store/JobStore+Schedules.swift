@@ -29,7 +29,7 @@ extension JobStore {
                                                 catch_up, source, next_run_at)
             VALUES (\(job.name), \(job.schedule.expression), \(job.schedule.timeZone), \(job.kind), \(job.args)::jsonb, \(job.queue),
                     \(job.priority), \(job.maxAttempts), \(job.timeout.map { Int32(clamping: max(1, $0.milliseconds)) }),
-                    \(job.catchUp.rawValue), \(source), coalesce(\(next), 'infinity'))
+                    \(job.catchUp.rawValue), \(source), coalesce(\(next)::timestamptz, 'infinity'))
             ON CONFLICT (name) DO UPDATE SET
               cron = excluded.cron, timezone = excluded.timezone, kind = excluded.kind, args = excluded.args,
               queue = excluded.queue, priority = excluded.priority, max_attempts = excluded.max_attempts,
@@ -120,6 +120,11 @@ extension JobStore {
     package func tick(schedule name: String) async throws -> TickOutcome {
         do {
             return try await self.client.withTransaction(logger: self.logger) { connection -> TickOutcome in
+                // A runner frozen mid-tick (SIGSTOP, a paused VM) must not hold the schedule's row, which every other
+                // runner skips, for longer than a moment: the server ends its session, rolling the tick back, and the
+                // next runner makes it.
+                try await connection.query("SET LOCAL idle_in_transaction_session_timeout = '2s'", logger: self.logger)
+                try await connection.query("SET LOCAL statement_timeout = '10s'", logger: self.logger)
                 let rows = try await connection.query(
                     """
                     SELECT cron, timezone, kind, args::text, queue, priority, max_attempts, timeout_ms, catch_up, next_run_at,
@@ -142,7 +147,7 @@ extension JobStore {
                 }
                 guard let due else {
                     try await connection.query(
-                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(schedule.next(after: now)), 'infinity') WHERE name = \(name)",
+                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(schedule.next(after: now))::timestamptz, 'infinity') WHERE name = \(name)",
                         logger: self.logger)
                     return .scheduled
                 }
@@ -150,7 +155,7 @@ extension JobStore {
                 let next = schedule.next(after: now)
                 guard let tick = PeriodicJob.tick(schedule, catchUp: catchUp, due: due, now: now) else {
                     try await connection.query(
-                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(next), 'infinity') WHERE name = \(name)", logger: self.logger)
+                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(next)::timestamptz, 'infinity') WHERE name = \(name)", logger: self.logger)
                     return .skipped
                 }
                 // A tick already made (its next_run_at set back by hand): move on to the next, make nothing.
@@ -158,7 +163,7 @@ extension JobStore {
                     "SELECT 1 FROM skipper.schedule_ticks WHERE schedule = \(name) AND tick = \(tick)", logger: self.logger)
                 for try await _ in made.decode(Int32.self) {
                     try await connection.query(
-                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(next), 'infinity') WHERE name = \(name)", logger: self.logger)
+                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(next)::timestamptz, 'infinity') WHERE name = \(name)", logger: self.logger)
                     return .nothing
                 }
                 var options = JobOptions(queue: queue, priority: priority, maxAttempts: maxAttempts)
@@ -178,7 +183,7 @@ extension JobStore {
                 try await connection.query(
                     """
                     UPDATE skipper.schedules
-                    SET next_run_at = coalesce(\(next), 'infinity'), last_run_at = \(tick), last_job_id = \(job.id)
+                    SET next_run_at = coalesce(\(next)::timestamptz, 'infinity'), last_run_at = \(tick), last_job_id = \(job.id)
                     WHERE name = \(name)
                     """,
                     logger: self.logger)
