@@ -2,7 +2,7 @@
 DROP TABLE skipper.schedule_ticks;
 DROP TABLE skipper.schedules;
 DROP FUNCTION skipper.controlled(text, text[]);
-DROP FUNCTION skipper.claim_limited(text, text[], integer, text, integer);
+DROP FUNCTION skipper.claim_limited(text, text[], integer, text, integer, smallint, timestamptz, bigint);
 CREATE OR REPLACE FUNCTION skipper.finish_status(outcome smallint, attempt integer, max_attempts integer, cancel_requested_at timestamptz)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE

@@ -156,21 +156,53 @@ import Testing
 
     /// 2026-03-29 02:30 does not exist in Berlin (02:00 → 03:00); 2026-10-25 02:30 happens twice (03:00 → 02:00).
     @Test func berlinDST() throws {
+        // A skipped time ticks once, at the first instant after the gap: 03:00 CEST.
         let schedule = try CronSchedule("30 2 * * *", timeZone: "Europe/Berlin")
         #expect(
-            try self.ticks(schedule, after: "2026-03-28T12:00:00+01:00", count: 1) == [try self.date("2026-03-30T02:30:00+02:00")]
+            try self.ticks(schedule, after: "2026-03-28T12:00:00+01:00", count: 2)
+                == ["2026-03-29T01:00:00Z", "2026-03-30T02:30:00+02:00"].map(self.date)
         )
+        // A daily job never skips a day, and a yearly one does not wait a year for a date whose time never exists.
+        let nightly = try CronSchedule("0 2 * * *", timeZone: "Europe/Berlin")
+        #expect(
+            try self.ticks(nightly, after: "2027-03-27T12:00:00Z", count: 2)
+                == ["2027-03-28T01:00:00Z", "2027-03-29T02:00:00+02:00"].map(self.date)
+        )
+        let yearly = try CronSchedule("30 2 28 3 *", timeZone: "Europe/Berlin")
+        #expect(yearly.next(after: try self.date("2027-01-01T00:00:00Z")) == (try self.date("2027-03-28T01:00:00Z")))
+        // Several skipped times collapse into one tick, then the schedule carries on.
+        let quarterly = try CronSchedule("*/15 2 * * *", timeZone: "Europe/Berlin")
+        #expect(
+            try self.ticks(quarterly, after: "2026-03-29T00:00:00+01:00", count: 3)
+                == ["2026-03-29T03:00:00+02:00", "2026-03-30T02:00:00+02:00", "2026-03-30T02:15:00+02:00"].map(self.date)
+        )
+        // The regular 03:00 tick and the skipped 02:00 are the same tick.
+        let hourly = try CronSchedule("0 * * * *", timeZone: "Europe/Berlin")
+        #expect(
+            try self.ticks(hourly, after: "2026-03-29T00:30:00+01:00", count: 3)
+                == ["2026-03-29T01:00:00+01:00", "2026-03-29T03:00:00+02:00", "2026-03-29T04:00:00+02:00"].map(self.date)
+        )
+        // A restricted hour ticks at the first 02:30 only.
         #expect(
             try self.ticks(schedule, after: "2026-10-24T12:00:00+02:00", count: 2)
                 == ["2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"].map(self.date)
         )
-        // The second 02:30 (01:30Z) is not a tick.
+        // `latest` agrees: the moved tick across the gap, and not the second 02:30 (01:30Z) across the fall-back.
+        #expect(
+            schedule.latest(after: try self.date("2026-03-28T12:00:00Z"), upTo: try self.date("2026-03-29T12:00:00Z"))
+                == (try self.date("2026-03-29T01:00:00Z"))
+        )
+        #expect(schedule.latest(after: try self.date("2026-03-29T01:00:00Z"), upTo: try self.date("2026-03-30T00:00:00Z")) == nil)
         let between = schedule.latest(after: try self.date("2026-10-25T02:30:00+02:00"), upTo: try self.date("2026-10-25T02:45:00+01:00"))
         #expect(between == nil)
-        let hourly = try CronSchedule("0 * * * *", timeZone: "Europe/Berlin")
+        // An unrestricted hour ticks at both 02:00s.
         #expect(
-            try self.ticks(hourly, after: "2026-03-29T00:30:00+01:00", count: 2)
-                == ["2026-03-29T01:00:00+01:00", "2026-03-29T03:00:00+02:00"].map(self.date)
+            try self.ticks(hourly, after: "2026-10-24T23:30:00Z", count: 3)
+                == ["2026-10-25T02:00:00+02:00", "2026-10-25T02:00:00+01:00", "2026-10-25T03:00:00+01:00"].map(self.date)
+        )
+        #expect(
+            hourly.latest(after: try self.date("2026-10-25T00:30:00Z"), upTo: try self.date("2026-10-25T01:30:00Z"))
+                == (try self.date("2026-10-25T02:00:00+01:00"))
         )
     }
 
@@ -179,18 +211,34 @@ import Testing
         let gap = try CronSchedule("30 2 * * *", timeZone: "America/New_York")
         #expect(
             try self.ticks(gap, after: "2026-03-07T12:00:00-05:00", count: 2)
-                == ["2026-03-09T02:30:00-04:00", "2026-03-10T02:30:00-04:00"].map(self.date)
+                == ["2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00"].map(self.date)
         )
+        #expect(
+            gap.latest(after: try self.date("2026-03-08T06:00:00Z"), upTo: try self.date("2026-03-08T12:00:00Z"))
+                == (try self.date("2026-03-08T07:00:00Z"))
+        )
+        // A restricted hour: the repeated 01:30 ticks once, at its first occurrence.
         let repeated = try CronSchedule("30 1 * * *", timeZone: "America/New_York")
         #expect(
             try self.ticks(repeated, after: "2026-10-31T12:00:00-04:00", count: 2)
-                == ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"].map(self.date)
+                == ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"].map(self.date)
         )
-        // The repeated hour ticks only in its first pass: after 01:30 EDT comes 02:00 EST.
+        #expect(repeated.latest(after: try self.date("2026-11-01T05:30:00Z"), upTo: try self.date("2026-11-01T12:00:00Z")) == nil)
+        // An unrestricted hour ticks in both passes of the repeated hour: no two-hour gap.
+        let hourly = try CronSchedule("0 * * * *", timeZone: "America/New_York")
+        #expect(
+            try self.ticks(hourly, after: "2026-11-01T04:30:00Z", count: 3)
+                == ["2026-11-01T05:00:00Z", "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z"].map(self.date)
+        )
+        #expect(
+            hourly.latest(after: try self.date("2026-11-01T05:00:00Z"), upTo: try self.date("2026-11-01T06:59:59Z"))
+                == (try self.date("2026-11-01T06:00:00Z"))
+        )
         let halfHourly = try CronSchedule("*/30 * * * *", timeZone: "America/New_York")
         #expect(
-            try self.ticks(halfHourly, after: "2026-11-01T01:00:00-04:00", count: 2)
-                == ["2026-11-01T01:30:00-04:00", "2026-11-01T02:00:00-05:00"].map(self.date)
+            try self.ticks(halfHourly, after: "2026-11-01T01:00:00-04:00", count: 4)
+                == ["2026-11-01T01:30:00-04:00", "2026-11-01T01:00:00-05:00", "2026-11-01T01:30:00-05:00", "2026-11-01T02:00:00-05:00"]
+                .map(self.date)
         )
     }
 

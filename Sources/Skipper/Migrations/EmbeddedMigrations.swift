@@ -739,7 +739,9 @@ $$;
 -- and recent starts of the one before, so a limit is never exceeded whatever the number of runners. It walks at most
 -- `candidates` waiting jobs of the queue in claim order and takes those every limit admits, up to `max_jobs`.
 -- Paused, or the runner's lease out: nothing.
-CREATE FUNCTION skipper.claim_limited(p_queue text, p_kinds text[], max_jobs integer, p_runner text, candidates integer DEFAULT 1000)
+CREATE FUNCTION skipper.claim_limited(p_queue text, p_kinds text[], max_jobs integer, p_runner text, candidates integer DEFAULT 1000,
+                                      after_priority smallint DEFAULT -32768, after_run_at timestamptz DEFAULT '-infinity',
+                                      after_id bigint DEFAULT 0)
 RETURNS TABLE (id bigint, lease bigint, queue text, kind text, args text, attempt integer, max_attempts integer,
                meta text, request_id text, priority smallint, run_at timestamptz, timeout_ms integer)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -798,9 +800,19 @@ BEGIN
     INTO kinds FROM skipper.kinds kd
     WHERE kd.kind = ANY (p_kinds) AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL);
 
+    -- Only the queue's own total and rate: the first jobs in claim order, as many as both allow (no walk needed),
+    -- from where the runner's last claim of the queue stopped (as the fast claim does).
+    IF qpath IS NULL AND kinds = '{}'::jsonb THEN
+        chosen := ARRAY(
+            SELECT j.id FROM skipper.jobs_active j
+            WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.queue = p_queue AND j.run_at <= now()
+              AND (j.priority, j.run_at, j.id) > (after_priority, after_run_at, after_id) AND j.kind = ANY (p_kinds)
+            ORDER BY j.priority, j.run_at, j.id
+            LIMIT least(max_jobs, coalesce((budget->>'queue')::int, max_jobs), coalesce((budget->>'queue-rate')::int, max_jobs)));
+    END IF;
     FOR c IN SELECT j.id, j.kind, j.args FROM skipper.jobs_active j
              WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.queue = p_queue AND j.run_at <= now()
-               AND j.kind = ANY (p_kinds)
+               AND j.kind = ANY (p_kinds) AND (qpath IS NOT NULL OR kinds <> '{}'::jsonb)
              ORDER BY j.priority, j.run_at, j.id LIMIT candidates LOOP
         ok := true;
         IF qpath IS NOT NULL THEN
@@ -958,7 +970,7 @@ GRANT SELECT, INSERT, DELETE ON skipper.schedule_ticks TO skipper_runner;
 DROP TABLE skipper.schedule_ticks;
 DROP TABLE skipper.schedules;
 DROP FUNCTION skipper.controlled(text, text[]);
-DROP FUNCTION skipper.claim_limited(text, text[], integer, text, integer);
+DROP FUNCTION skipper.claim_limited(text, text[], integer, text, integer, smallint, timestamptz, bigint);
 CREATE OR REPLACE FUNCTION skipper.finish_status(outcome smallint, attempt integer, max_attempts integer, cancel_requested_at timestamptz)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE

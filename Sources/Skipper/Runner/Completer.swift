@@ -26,6 +26,8 @@ final class Completer: Service, Sendable {
     let finalFlush: Duration
     /// Rung when finishes of limited queues were written (a slot may have opened): the runner's claimer.
     let wakeClaims: WakeSignal
+    /// When the other runners of limited queues were last woken.
+    private let lastAnnounce = Mutex(ContinuousClock.now - .seconds(1))
 
     init(store: JobStore, runnerID: String, logger: Logger, wakeClaims: WakeSignal = WakeSignal(), finalFlush: Duration = .seconds(10)) {
         self.wakeClaims = wakeClaims
@@ -124,6 +126,14 @@ final class Completer: Service, Sendable {
         let queues = Set(batch.compactMap(\.limitedQueue))
         guard !queues.isEmpty else { return }
         self.wakeClaims.signal()
+        // The other runners at most every 50 ms: a NOTIFY per batch would serialise the commits of a busy queue.
+        let now = ContinuousClock.now
+        let due = self.lastAnnounce.withLock { last -> Bool in
+            guard now - last >= .milliseconds(50) else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
         let store = self.store
         Task { try? await store.notifyInserted(queues: queues.sorted()) }
     }

@@ -265,8 +265,12 @@ final class Executor: Service, Sendable {
         let first = self.limitedTurn.wrappingAdd(1, ordering: .relaxed).oldValue
         for index in 0..<limited.count where jobs.count < limit {
             let (queue, kinds) = limited[(first + index) % limited.count]
+            // A queue limited as a whole resumes where its last claim stopped, as the fast claim does; a queue whose
+            // other kinds the fast claim takes has a position of the fast claim's, so it starts from the head.
+            let after = kinds.count == self.kinds.count ? positions[queue] ?? .start : .start
             do {
-                jobs += try await self.store.claimLimited(queue: queue, kinds: kinds, runnerID: self.runnerID, limit: limit - jobs.count)
+                jobs += try await self.store.claimLimited(
+                    queue: queue, kinds: kinds, runnerID: self.runnerID, limit: limit - jobs.count, after: after)
             } catch {
                 guard !jobs.isEmpty else { throw error }
                 self.logger.warning("a limited claim failed; starting what the others took", metadata: ["queue": "\(queue)", "error": "\(describe(error))"])

@@ -4,7 +4,16 @@ import Foundation
 ///
 /// Parsed once, at construction, so a bad schedule is an error where it is declared rather than a job that silently
 /// never runs. Every computation is pure (no clock, no shared state): two runners given the same schedule and the
-/// same instant agree on the tick, which is what lets the leader's catch-up and a follower's check line up.
+/// same instant agree on the tick, which is what lets every runner's scheduler agree on a schedule's ticks.
+///
+/// Daylight saving (close to cronie's handling: no nightly job is lost, no hourly job loses an hour):
+/// - A wall time skipped by a spring-forward ticks once, at the first instant after the gap: "30 2 * * *" in
+///   Europe/Berlin ticks at 03:00 CEST on 2026-03-29. Several skipped times collapse into that one tick, shared with a
+///   regular tick at the same instant ("*/15 2 * * *" ticks once at 03:00 that day).
+/// - A wall time repeated by a fall-back ticks once, at its first occurrence, when the hour field is restricted
+///   ("30 1 * * *"); when it starts with `*` ("0 * * * *", "*/15 * * * *") it ticks at both, so an hourly job keeps
+///   its pace.
+/// - `latest(after:upTo:)` picks from the same ticks as `next(after:)`; `@every` has no wall time and is unaffected.
 public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
     /// The expression as given (trimmed), e.g. "0 2 * * *", "@every 30s", "@daily".
     public let expression: String
@@ -168,6 +177,9 @@ extension CronSchedule {
         /// when both are restricted a day matches if either field matches.
         let dayOfMonthIsStar: Bool
         let dayOfWeekIsStar: Bool
+        /// The hour field starts with `*` (also `*/2`): a wall time repeated by a fall-back then ticks at each
+        /// occurrence, so "0 * * * *" keeps its pace; a restricted hour ticks at the first occurrence only.
+        let hourIsStar: Bool
 
         init(_ tokens: [String], expression: String) throws(ParseError) {
             guard tokens.count == 5 else {
@@ -186,6 +198,7 @@ extension CronSchedule {
             self.daysOfWeek = masks[4] & (1 << 7) != 0 ? (masks[4] & ~(1 << 7)) | 1 : masks[4]  // 7 is Sunday, as 0
             self.dayOfMonthIsStar = tokens[2].hasPrefix("*")
             self.dayOfWeekIsStar = tokens[4].hasPrefix("*")
+            self.hourIsStar = tokens[1].hasPrefix("*")
         }
 
         func matches(month: Int, day: Int, weekday: Int) -> Bool {
@@ -306,51 +319,107 @@ extension CronSchedule {
     /// Wall-clock arithmetic in one zone, in whole seconds since the epoch. Dates are proleptic Gregorian computed by
     /// hand (days ⇄ year/month/day), and the zone is consulted only through `secondsFromGMT(for:)`, which behaves the
     /// same on Darwin and swift-corelibs-foundation; `Calendar.date(from:)` silently shifts times in a DST gap.
+    ///
+    /// The ticks are one set, built per local day (see ``ticks(_:day:)``): `next` is its least member after an
+    /// instant and `latest` its greatest in a range, so the two always agree. Every tick of local day D lies strictly
+    /// between the instants (D - 1) and (D + 2) days, as no offset reaches a day; that bounds both searches.
     struct WallClock {
         let zone: TimeZone
 
+        /// One offset in force from `start` (inclusive) to the next segment's start.
+        struct Segment {
+            let start: Int
+            let offset: Int
+        }
+
         func next(_ fields: Fields, after t: Double) -> Int? {
-            // A tick after `t` never falls on an earlier local day: a repeated wall time ticks at its first occurrence.
-            let first = self.localDay(of: t)
-            for day in first..<(first + CronSchedule.searchDays) where self.matches(fields, day: day) {
-                if let tick = self.firstTick(fields, day: day, after: t) { return tick }
+            let first = Self.days(Int(t.rounded(.down))) - 2
+            var best: Int?
+            for day in first..<(first + CronSchedule.searchDays + 4) {
+                // Ticks of this day and later ones are all after (day - 1) days: none can beat `best`.
+                if let best, best <= (day - 1) * 86_400 { break }
+                guard self.matches(fields, day: day) else { continue }
+                for tick in self.ticks(fields, day: day) where Double(tick) > t && tick < (best ?? .max) { best = tick }
             }
-            return nil
+            return best
         }
 
         func latest(_ fields: Fields, after low: Double, upTo high: Double) -> Int? {
-            let last = self.localDay(of: high)
-            let first = max(self.localDay(of: low) - 1, last - CronSchedule.searchDays)
-            for day in stride(from: last, through: first, by: -1) where self.matches(fields, day: day) {
-                // Ticks grow with wall time, so the first found walking back is the latest ≤ `high`.
-                if let tick = self.lastTick(fields, day: day, upTo: high) { return Double(tick) > low ? tick : nil }
+            let last = Self.days(Int(high.rounded(.down))) + 1
+            let first = max(Self.days(Int(low.rounded(.down))) - 2, last - CronSchedule.searchDays - 4)
+            var best: Int?
+            for day in stride(from: last, through: first, by: -1) {
+                // Ticks of this day and earlier ones are all before (day + 2) days: none can beat `best`.
+                if let best, best >= (day + 2) * 86_400 { break }
+                guard self.matches(fields, day: day) else { continue }
+                for tick in self.ticks(fields, day: day) where Double(tick) > low && Double(tick) <= high {
+                    if tick > (best ?? .min) { best = tick }
+                }
             }
-            return nil
+            return best
         }
 
-        private func firstTick(_ fields: Fields, day: Int, after t: Double) -> Int? {
-            guard let lastMinute = fields.minutes.last else { return nil }
+        /// The ticks of every allowed time on local day `day`, unordered and possibly repeated: a wall time that
+        /// happens once ticks then; one skipped by a spring-forward ticks at the first instant after the gap; one that
+        /// happens twice ticks at its first occurrence, or at each when the hour field is unrestricted.
+        func ticks(_ fields: Fields, day: Int) -> [Int] {
+            let segments = self.segments(around: day)
+            var ticks: [Int] = []
+            ticks.reserveCapacity(fields.hours.count * fields.minutes.count)
             for hour in fields.hours {
-                let start = day * 86_400 + hour * 3600
-                // Skip the hour when even its last tick is not after `t`: one lookup instead of up to sixty.
-                if let latest = self.instant(wall: start + lastMinute * 60), Double(latest) <= t { continue }
                 for minute in fields.minutes {
-                    if let tick = self.instant(wall: start + minute * 60), Double(tick) > t { return tick }
+                    let wall = day * 86_400 + hour * 3600 + minute * 60
+                    Self.instants(of: wall, in: segments, all: fields.hourIsStar, into: &ticks)
                 }
             }
-            return nil
+            return ticks
         }
 
-        private func lastTick(_ fields: Fields, day: Int, upTo high: Double) -> Int? {
-            guard let firstMinute = fields.minutes.first else { return nil }
-            for hour in fields.hours.reversed() {
-                let start = day * 86_400 + hour * 3600
-                if let earliest = self.instant(wall: start + firstMinute * 60), Double(earliest) > high { continue }
-                for minute in fields.minutes.reversed() {
-                    if let tick = self.instant(wall: start + minute * 60), Double(tick) <= high { return tick }
+        /// Appends the instants wall time `wall` ticks at, given the offsets around it: its first occurrence (every
+        /// occurrence when `all`), or, when no offset maps it to an instant, the change that jumped over it.
+        static func instants(of wall: Int, in segments: [Segment], all: Bool, into ticks: inout [Int]) {
+            var found = false
+            for (index, segment) in segments.enumerated() {
+                let instant = wall - segment.offset
+                let end = index + 1 < segments.count ? segments[index + 1].start : .max
+                guard instant >= segment.start, instant < end else { continue }
+                ticks.append(instant)  // segments are in time order: the first found is the first occurrence
+                guard all else { return }
+                found = true
+            }
+            guard !found else { return }
+            for index in segments.indices.dropFirst() {
+                let before = segments[index - 1].offset
+                let change = segments[index]
+                if change.start + before <= wall, wall < change.start + change.offset {
+                    ticks.append(change.start)
+                    return
                 }
             }
-            return nil
+        }
+
+        /// The offsets in force over (day - 1) … (day + 2) days, which hold every instant a wall time on `day` can
+        /// map to. The zone is probed every 3 hours and each change found is pinned to the second by bisection, so a
+        /// change undone within 3 hours would be missed; no zone's history has one.
+        func segments(around day: Int) -> [Segment] {
+            let from = (day - 1) * 86_400
+            var segments = [Segment(start: .min, offset: self.offset(at: from))]
+            var known = from  // an instant with the last segment's offset
+            for probe in stride(from: from + 10_800, through: (day + 2) * 86_400, by: 10_800) {
+                let offset = self.offset(at: probe)
+                while let current = segments.last?.offset, current != offset {
+                    var low = known  // offset `current`
+                    var high = probe  // a later offset
+                    while high - low > 1 {
+                        let middle = low + (high - low) / 2
+                        if self.offset(at: middle) == current { low = middle } else { high = middle }
+                    }
+                    segments.append(Segment(start: high, offset: self.offset(at: high)))
+                    known = high
+                }
+                known = probe
+            }
+            return segments
         }
 
         private func matches(_ fields: Fields, day: Int) -> Bool {
@@ -359,27 +428,9 @@ extension CronSchedule {
             return fields.matches(month: month, day: dayOfMonth, weekday: weekday)
         }
 
-        /// The local day number (days since 1970-01-01 in wall-clock time) of instant `t`.
-        private func localDay(of t: Double) -> Int {
-            let seconds = Int(t.rounded(.down))
-            let local = seconds + self.offset(at: seconds)
-            return local >= 0 ? local / 86_400 : (local - 86_399) / 86_400
-        }
-
-        /// The instant a wall time (seconds since the epoch, read as local) first occurs, or nil in a DST gap.
-        ///
-        /// Each offset in force within a day either side is tried; one that maps back to itself is a real occurrence.
-        func instant(wall: Int) -> Int? {
-            var best: Int?
-            var tried: [Int] = []
-            for probe in [wall - 86_400, wall, wall + 86_400] {
-                let offset = self.offset(at: probe)
-                guard !tried.contains(offset) else { continue }
-                tried.append(offset)
-                let candidate = wall - offset
-                if self.offset(at: candidate) == offset { best = min(best ?? candidate, candidate) }
-            }
-            return best
+        /// The day number of `seconds`, rounding down.
+        private static func days(_ seconds: Int) -> Int {
+            seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         }
 
         private func offset(at seconds: Int) -> Int {

@@ -118,14 +118,15 @@ extension JobStore {
     /// the queue and of the kinds allows, so no limit is exceeded whatever the number of runners. Walks at most
     /// `candidates` waiting jobs from the head of the queue.
     package func claimLimited(
-        queue: String, kinds: [String], runnerID: String, limit: Int, candidates: Int = 1000
+        queue: String, kinds: [String], runnerID: String, limit: Int, candidates: Int = 1000, after: ClaimPosition = .start
     ) async throws -> [ClaimedJob] {
         try await self.retryingMovedRows {
             var claimed: [ClaimedJob] = []
             let rows = try await self.client.query(
                 """
                 SELECT id, lease, queue, kind, args, attempt, max_attempts, meta, request_id, priority, run_at, timeout_ms
-                FROM skipper.claim_limited(\(queue), \(kinds)::text[], \(Int32(clamping: limit)), \(runnerID), \(Int32(clamping: candidates)))
+                FROM skipper.claim_limited(\(queue), \(kinds)::text[], \(Int32(clamping: limit)), \(runnerID), \(Int32(clamping: candidates)),
+                                           \(after.priority), \(RawTimestamp(microseconds: after.runAtMicroseconds)), \(after.id))
                 """,
                 logger: self.logger)
             for try await row in rows { claimed.append(try ClaimedJob(row: row)) }
@@ -183,7 +184,7 @@ extension JobStore {
                 WHERE status = 'QUEUED' AND finished_at IS NULL AND queue = $\(q) AND run_at <= now()
                   AND EXISTS (SELECT FROM skipper.runners r
                               WHERE r.id = $3 AND r.heartbeat_at > now() - r.lease_ms * interval '1 millisecond')
-                  AND NOT skipper.controlled($\(q), $1::text[])
+                  AND NOT (SELECT skipper.controlled($\(q), $1::text[]))
                   AND (priority, run_at, id) > ($\(q + 1)::int2, $\(q + 2)::timestamptz, $\(q + 3)::int8)
                   AND kind = ANY($1::text[])
                 ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
