@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Skipper
 
 /// An error the API answers with `{"error": CODE, "message": text}` and its own status.
 struct APIError: HTTPResponseError {
@@ -28,6 +29,15 @@ struct APIError: HTTPResponseError {
     static func invalidParameter(_ name: String, _ message: String) -> Self {
         .init(status: .badRequest, code: "INVALID_PARAMETER", message: "\(name): \(message)")
     }
+    /// A body field holding a duration (`30s`, `500ms`) within `range`, or 422 naming `field`.
+    static func duration(_ text: String, field: String, in range: ClosedRange<Duration>) throws -> Duration {
+        do {
+            return try ConfigError.duration(text, name: field, in: range)
+        } catch {
+            throw Self.invalidField(field, error.message)
+        }
+    }
+
     static let databaseUnavailable = Self(
         status: .serviceUnavailable, code: "DATABASE_UNAVAILABLE", message: "PostgreSQL did not answer in time; try again shortly")
 }

@@ -40,11 +40,7 @@ struct JobsController: Sendable {
         if let attempts = body.integer("max_attempts") { options.maxAttempts = Int32(attempts) }
         options.uniqueKey = body.string("unique_key")
         if let timeout = body.string("timeout") {
-            do {
-                options.timeout = try ConfigError.duration(timeout, name: "timeout", in: .milliseconds(1) ... .milliseconds(Int64(Int32.max)))
-            } catch {
-                throw APIError.invalidField("timeout", error.message)
-            }
+            options.timeout = try APIError.duration(timeout, field: "timeout", in: .milliseconds(1) ... .milliseconds(Int64(Int32.max)))
         }
         options.meta = ["request_id": context.requestID]
         try self.arguments.check(kind: kind, args: args)

@@ -82,12 +82,7 @@ struct QueuesController: Sendable {
         }
         if let value = body["rate"] {
             if case .object(let rate) = value, case .int(let limit)? = rate["limit"], case .string(let text)? = rate["period"] {
-                let period: Duration
-                do {
-                    period = try ConfigError.duration(text, name: "rate.period", in: .seconds(1) ... .seconds(7 * 86_400))
-                } catch {
-                    throw APIError.invalidField("rate.period", error.message)
-                }
+                let period = try APIError.duration(text, field: "rate.period", in: .seconds(1) ... .seconds(7 * 86_400))
                 change.rate = .set(RateLimit(limit: Int32(limit), period: period))
             } else {
                 change.rate = .clear

@@ -24,13 +24,8 @@ struct SchedulesController: Sendable {
         let name = body.string("name")!
         let kind = body.string("kind")!
         let args = body.json("args") ?? "{}"
-        var timeout: Duration?
-        if let text = body.string("timeout") {
-            do {
-                timeout = try ConfigError.duration(text, name: "timeout", in: .milliseconds(1) ... .milliseconds(Int64(Int32.max)))
-            } catch {
-                throw APIError.invalidField("timeout", error.message)
-            }
+        let timeout = try body.string("timeout").map {
+            try APIError.duration($0, field: "timeout", in: .milliseconds(1) ... .milliseconds(Int64(Int32.max)))
         }
         let job: PeriodicJob
         do {

@@ -57,7 +57,8 @@ extension ConfigError {
         return number
     }
 
-    private static func describe(_ duration: Duration) -> String {
+    /// A duration as the settings are written: `30s`, `5m`, `250ms` (the largest whole unit).
+    package static func describe(_ duration: Duration) -> String {
         let ms = duration.milliseconds
         for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] where ms >= size && ms % size == 0 {
             return "\(ms / size)\(unit)"

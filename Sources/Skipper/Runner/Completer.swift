@@ -123,8 +123,9 @@ final class Completer: Service, Sendable {
     /// Finishes of jobs whose queue a limit governs free a slot: this runner's claimer is woken, and the queue's
     /// other runners by a `skipper_jobs` notification (best effort: they poll too).
     private func announceOpenedSlots(_ batch: [Finished]) {
+        // Most batches have no limited queue: nothing to build for them.
+        guard batch.contains(where: { $0.limitedQueue != nil }) else { return }
         let queues = Set(batch.compactMap(\.limitedQueue))
-        guard !queues.isEmpty else { return }
         self.wakeClaims.signal()
         // The other runners at most every 50 ms: a NOTIFY per batch would serialise the commits of a busy queue.
         let now = ContinuousClock.now

@@ -353,7 +353,7 @@ final class Executor: Service, Sendable {
         case .cancelRequested: return .cancelled
         case .shutdown, .lost: return .released
         case .timedOut(let limit):
-            return .failed(error: "timed out after \(Self.format(limit))", retryDelay: handler.retryDelay(job.attempt), permanent: false)
+            return .failed(error: "timed out after \(ConfigError.describe(limit))", retryDelay: handler.retryDelay(job.attempt), permanent: false)
         case nil: break
         }
         switch error {
@@ -381,25 +381,7 @@ final class Executor: Service, Sendable {
         guard (try? await Task.sleep(for: grace)) != nil else { return }
         self.logger.warning(
             "a timed-out job's handler ignores cancellation; its slot stays taken until it returns",
-            metadata: ["job.id": "\(claim.jobID)", "job.lease": "\(claim.lease)", "timeout": "\(Self.format(limit))"])
-    }
-
-    /// A duration as people write it: "30s", "1m30s", "250ms".
-    static func format(_ duration: Duration) -> String {
-        var ms = duration.milliseconds
-        guard ms % 1000 != 0 || ms == 0 else {
-            var text = ""
-            var seconds = ms / 1000
-            for (unit, size) in [("h", Int64(3600)), ("m", 60)] where seconds >= size {
-                text += "\(seconds / size)\(unit)"
-                seconds %= size
-            }
-            return seconds > 0 || text.isEmpty ? text + "\(seconds)s" : text
-        }
-        if ms < 1000 { return "\(ms)ms" }
-        let seconds = ms / 1000
-        ms %= 1000
-        return "\(seconds).\(String(format: "%03d", ms))s"
+            metadata: ["job.id": "\(claim.jobID)", "job.lease": "\(claim.lease)", "timeout": "\(ConfigError.describe(limit))"])
     }
 
     // MARK: - Cancelling

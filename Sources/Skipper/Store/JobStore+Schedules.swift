@@ -146,24 +146,20 @@ extension JobStore {
                     return .invalid("\(error)")
                 }
                 guard let due else {
-                    try await connection.query(
-                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(schedule.next(after: now))::timestamptz, 'infinity') WHERE name = \(name)",
-                        logger: self.logger)
+                    try await self.setNextTick(of: name, schedule.next(after: now), on: connection)
                     return .scheduled
                 }
                 let catchUp = PeriodicJob.CatchUp(rawValue: catchUpText) ?? .latest
                 let next = schedule.next(after: now)
                 guard let tick = PeriodicJob.tick(schedule, catchUp: catchUp, due: due, now: now) else {
-                    try await connection.query(
-                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(next)::timestamptz, 'infinity') WHERE name = \(name)", logger: self.logger)
+                    try await self.setNextTick(of: name, next, on: connection)
                     return .skipped
                 }
                 // A tick already made (its next_run_at set back by hand): move on to the next, make nothing.
                 let made = try await connection.query(
                     "SELECT 1 FROM skipper.schedule_ticks WHERE schedule = \(name) AND tick = \(tick)", logger: self.logger)
                 for try await _ in made.decode(Int32.self) {
-                    try await connection.query(
-                        "UPDATE skipper.schedules SET next_run_at = coalesce(\(next)::timestamptz, 'infinity') WHERE name = \(name)", logger: self.logger)
+                    try await self.setNextTick(of: name, next, on: connection)
                     return .nothing
                 }
                 var options = JobOptions(queue: queue, priority: priority, maxAttempts: maxAttempts)
@@ -194,6 +190,12 @@ extension JobStore {
             if let inner = error.closureError { throw inner }
             throw error
         }
+    }
+
+    /// Sets a schedule's next tick (infinity when it has none).
+    private func setNextTick(of name: String, _ next: Date?, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            "UPDATE skipper.schedules SET next_run_at = coalesce(\(next)::timestamptz, 'infinity') WHERE name = \(name)", logger: self.logger)
     }
 
     /// Forgets ticks older than a week (the jobs they made stay).
