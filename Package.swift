@@ -139,6 +139,16 @@ let package = Package(
         ),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "ReceiptService", "TestSupport"]),
         .testTarget(name: "MigrateTests", dependencies: ["Migrate", "Skipper", "TestSupport"]),
+        // The dashboard (/ui) in a headless Chromium driven over WebDriver by chromedriver, against a live skipper-api
+        // and skipper-test-runner; screenshots of every page in .build/test-output/ui/.
+        .testTarget(
+            name: "BrowserTests",
+            dependencies: [
+                "API", "Runner", "TestRunner", "TestSupport",
+                // Its NIO HTTP client speaks to chromedriver (URLSession on Linux cannot read chromedriver's headers).
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

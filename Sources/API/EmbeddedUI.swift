@@ -422,6 +422,7 @@ pre.json {
   overflow: auto;
   max-height: 360px;
 }
+.errors-table td:last-child { width: 60%; }
 pre.error-text { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 12.5px; color: #991b1b; }
 
 /* Charts */
@@ -606,11 +607,20 @@ pre.error-text { margin: 0; white-space: pre-wrap; word-break: break-word; font-
     return h('span', { class: 'status status-' + String(status).toLowerCase(), 'data-test': test, 'data-status': status }, status);
   }
 
+  /** A rate's period as the API writes it ("60s", "1500ms"), readable: "1 min", "1.5 s". */
+  function fmtPeriod(period) {
+    const m = /^(\d+)(ms|s)$/.exec(String(period));
+    if (!m) return String(period);
+    const ms = Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+    if (ms >= 3600000 && ms % 3600000 === 0) return fmtAge(ms / 1000);
+    return fmtMs(ms);
+  }
+
   function limitsText(limits) {
     if (!limits) return '';
     const parts = [];
     if (limits.concurrency) parts.push('≤ ' + limits.concurrency + ' running' + (limits.partition_by ? ' per ' + limits.partition_by : ''));
-    if (limits.rate) parts.push(limits.rate.limit + ' starts / ' + limits.rate.period);
+    if (limits.rate) parts.push(limits.rate.limit + ' starts / ' + fmtPeriod(limits.rate.period));
     return parts.join(' · ');
   }
 
@@ -1303,7 +1313,7 @@ pre.error-text { margin: 0; white-space: pre-wrap; word-break: break-word; font-
         h('p', { class: 'muted small' },
           job.total !== null && job.total !== undefined
             ? fmtInt(job.processed) + ' of ' + fmtInt(job.total) + ' processed'
-            : (job.processed ? fmtInt(job.processed) + ' processed' : 'No progress reported yet.'),
+            : (job.processed ? fmtInt(job.processed) + ' processed' : unfinished ? 'No progress reported yet.' : 'No progress reported.'),
           job.started_at && !job.finished_at ? ' · running for ' : '',
           job.started_at && !job.finished_at ? timeEl(job.started_at, 'age') : '',
           job.started_at && job.finished_at ? ' · ran ' + fmtMs(Date.parse(job.finished_at) - Date.parse(job.started_at)) : ''));
@@ -1348,7 +1358,7 @@ pre.error-text { margin: 0; white-space: pre-wrap; word-break: break-word; font-
       errors.replaceChildren(
         h('div', { class: 'card-header' }, h('h2', null, 'Failed attempts'), h('span', { class: 'muted small' }, list.length ? fmtInt(list.length) : '')),
         list.length
-          ? h('table', { class: 'table', 'data-test': 'job-errors' },
+          ? h('table', { class: 'table errors-table', 'data-test': 'job-errors' },
             h('thead', null, h('tr', null, h('th', { class: 'num' }, 'Attempt'), h('th', null, 'When'), h('th', null, 'Runner'), h('th', null, 'Error'))),
             h('tbody', null, list.map((e) => h('tr', { 'data-test': 'job-error' },
               h('td', { class: 'num' }, e.attempt === undefined ? '–' : String(e.attempt)),
