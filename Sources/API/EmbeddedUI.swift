@@ -982,7 +982,7 @@ pre.error-text { margin: 0; white-space: pre-wrap; word-break: break-word; font-
         tooltip: { mode: 'index', intersect: false },
       },
     };
-    const xAxis = { grid: { display: false }, ticks: { maxTicksLimit: dense ? 12 : 10, maxRotation: 0, autoSkip: true, color: '#6b7385' } };
+    const xAxis = { grid: { display: false }, ticks: { maxTicksLimit: dense ? 7 : 10, maxRotation: 0, autoSkip: true, color: '#6b7385' } };
 
     const throughput = {
       labels,
