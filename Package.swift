@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         // The API contract's tests: OpenAPIKit parses and validates the served document, and a client generated
         // from the committed copy (swift-openapi-generator's build plugin) drives a live API.
         .package(url: "https://github.com/mattpolzin/OpenAPIKit", from: "6.4.0"),
@@ -55,7 +56,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                // The runner's instruments (skipper-runner exports them to Prometheus; an application, to its backend).
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // The shop's job kinds and their SQL.
@@ -84,7 +86,16 @@ let package = Package(
             dependencies: ["Skipper", .product(name: "Hummingbird", package: "hummingbird")],
             path: "Examples/ReceiptService"
         ),
-        .executableTarget(name: "Runner", dependencies: ["Skipper", "Shop"]),
+        .executableTarget(
+            name: "Runner",
+            dependencies: [
+                "Skipper", "Shop",
+                // METRICS_PORT: Prometheus text at /metrics.
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         // libpq, for running multi-statement migration files with the simple-query protocol.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .executableTarget(

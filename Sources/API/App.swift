@@ -22,6 +22,7 @@ struct App {
         } catch {
             exitProcess(1, message: "skipper-api: \(error)")
         }
+        config.logFormat.bootstrap(level: config.logLevel)
         var logger = Logger(label: "skipper.api")
         logger.logLevel = config.logLevel
         if config.apiTokens.isEmpty {

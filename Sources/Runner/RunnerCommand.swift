@@ -12,9 +12,12 @@ struct RunnerCommand {
         let config: SkipperConfig
         let runnerConfig: RunnerConfig
         var periodicJobs: [PeriodicJob] = []
+        var metricsPort: Int?
+        let environment = ProcessInfo.processInfo.environment
         do {
             config = try SkipperConfig()
             runnerConfig = try RunnerConfig.fromEnvironment()
+            if let port = environment["METRICS_PORT"], !port.isEmpty { metricsPort = try ConfigError.port(port, name: "METRICS_PORT") }
             // The shop's nightly settlement of yesterday: NIGHTLY_SETTLEMENT is its cron (UTC), or "off".
             let nightly = ProcessInfo.processInfo.environment["NIGHTLY_SETTLEMENT"] ?? "0 2 * * *"
             if nightly != "off" {
@@ -28,12 +31,12 @@ struct RunnerCommand {
             FileHandle.standardError.write(Data("skipper-runner: \(error)\n".utf8))
             exit(1)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = config.logLevel
-            return handler
-        }
+        config.logFormat.bootstrap(level: config.logLevel)
         let logger = Logger(label: "skipper.runner")
+        // Before the runner makes its instruments, so they report to Prometheus.
+        let metrics = metricsPort.map { port in
+            MetricsEndpoint(port: port, host: environment["METRICS_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1", logger: logger)
+        }
         // Workers, listener, flushers and maintenance each need a connection at times; cap well above WORKERS.
         let postgres = PostgresClient(
             configuration: config.database.clientConfiguration(
@@ -54,8 +57,11 @@ struct RunnerCommand {
             logger.critical("cannot start the runner", metadata: ["error": "\(error)"])
             exit(1)
         }
+        var services: [any Service] = [postgres, control]
+        if let metrics { services.append(metrics) }
+        services.append(runner)
         var group = ServiceGroupConfiguration(
-            services: [postgres, control, runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = runnerConfig.shutdownGrace + .seconds(15)
         // Past the group's own limit (after which it cancels what is left), the process exits regardless: a final
         // write stuck behind a lock held the process for good.

@@ -15,7 +15,7 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 
     public var description: String { "\(self.name): \(self.message)" }
 
-    static func port(_ value: String, name: String) throws(ConfigError) -> Int {
+    package static func port(_ value: String, name: String) throws(ConfigError) -> Int {
         guard let port = Int(value), (1...65535).contains(port) else {
             throw ConfigError(name: name, message: "must be a port number between 1 and 65535, not '\(value)'")
         }

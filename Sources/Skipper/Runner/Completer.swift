@@ -29,7 +29,14 @@ final class Completer: Service, Sendable {
     /// When the other runners of limited queues were last woken.
     private let lastAnnounce = Mutex(ContinuousClock.now - .seconds(1))
 
-    init(store: JobStore, runnerID: String, logger: Logger, wakeClaims: WakeSignal = WakeSignal(), finalFlush: Duration = .seconds(10)) {
+    /// Batch sizes and write times.
+    let metrics: RunnerMetrics
+
+    init(
+        store: JobStore, runnerID: String, logger: Logger, wakeClaims: WakeSignal = WakeSignal(), metrics: RunnerMetrics = RunnerMetrics(kinds: []),
+        finalFlush: Duration = .seconds(10)
+    ) {
+        self.metrics = metrics
         self.wakeClaims = wakeClaims
         self.store = store
         self.runnerID = runnerID
@@ -101,7 +108,11 @@ final class Completer: Service, Sendable {
                 continue
             }
             do {
+                let started = ContinuousClock.now
                 try await self.write(batch)
+                self.metrics.completerBatch.record(batch.count)
+                let took = ContinuousClock.now - started
+                self.metrics.completerWrite.recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
                 backoff.reset()
                 self.announceOpenedSlots(batch)
             } catch {

@@ -50,6 +50,7 @@ final class Executor: Service, Sendable {
     let lease: RunnerLease
     /// The runner's control connections (the heartbeat's): statements' cancels are sent from there.
     let control: PostgresClient
+    let metrics: RunnerMetrics
     /// Rung by notifications on our queues, by freed slots while all were busy, by finishes written in limited
     /// queues, and by shutdown.
     let wake: WakeSignal
@@ -67,9 +68,10 @@ final class Executor: Service, Sendable {
     init(
         store: JobStore, handlers: [String: AnyJobHandler], config: RunnerConfig, runnerID: String, logger: Logger,
         completer: Completer, board: ProgressBoard, gate: StartGate, lease: RunnerLease, control: PostgresClient,
-        wake: WakeSignal = WakeSignal()
+        metrics: RunnerMetrics, wake: WakeSignal = WakeSignal()
     ) {
         self.wake = wake
+        self.metrics = metrics
         self.control = control
         self.store = store
         self.handlers = handlers
@@ -91,6 +93,7 @@ final class Executor: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.watchLease() }
             group.addTask { await self.watchControls() }
+            group.addTask { await self.sampleGauges() }
             await withGracefulShutdownHandler {
                 await self.claimLoop()
             } onGracefulShutdown: {
@@ -132,6 +135,18 @@ final class Executor: Service, Sendable {
     /// Re-reads the pause flags and limits of the runner's queues and kinds every `controlsRefresh`. The fast claim
     /// checks them itself too (it claims nothing from a queue that a stale view takes for uncontrolled), so a pause
     /// or a new limit holds at once; this view decides how the next claims are made.
+    /// Every second: the jobs running here and the lease's age, for the gauges.
+    private func sampleGauges() async {
+        while !Task.isCancelled {
+            self.metrics.running.record(self.state.withLock { $0.running.count })
+            if let expires = self.lease.expiresAt {
+                let age = ContinuousClock.now - (expires - self.lease.safe)
+                self.metrics.leaseAge.record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
     private func watchControls() async {
         var failed = false
         while !Task.isCancelled {
@@ -201,6 +216,7 @@ final class Executor: Service, Sendable {
                 lastClaim = .now
                 jobs = try await self.claim(limit: limit, after: positions)
                 backoff.reset()
+                self.metrics.claimed(jobs)
             } catch {
                 if self.state.withLock({ $0.stopping }) { return }
                 let delay = backoff.next()
@@ -334,6 +350,8 @@ final class Executor: Service, Sendable {
         case .released: context.logger.info("job released for another runner")
         case .snoozed(let delay): if debug { context.logger.debug("job snoozed", metadata: ["delay": "\(delay)"]) }
         }
+        let ranFor = self.state.withLock { $0.running[job.claim].map { ContinuousClock.now - $0.claimedAt } } ?? .zero
+        self.metrics.finished(kind: job.kind, outcome: Self.metricOutcome(outcome, job: job), after: ranFor)
         let progress = self.board.finish(job.claim)
         let limited = self.controls.withLock { $0.isLimited(queue: job.queue, kind: job.kind) }
         self.completer.submit(
@@ -345,6 +363,17 @@ final class Executor: Service, Sendable {
             return state.waitingForSlot
         }
         if wakeClaimer { self.wake.signal() }
+    }
+
+    /// The outcome's name in `skipper_jobs_finished_total`: a failure is `retried` when the job has attempts left.
+    static func metricOutcome(_ outcome: Finished.Outcome, job: ClaimedJob) -> String {
+        switch outcome {
+        case .completed: "completed"
+        case .failed(_, _, let permanent): permanent || job.attempt >= job.maxAttempts ? "failed" : "retried"
+        case .cancelled: "cancelled"
+        case .released: "released"
+        case .snoozed: "snoozed"
+        }
     }
 
     private func outcome(of error: any Error, job: ClaimedJob, handler: AnyJobHandler) -> Finished.Outcome {

@@ -56,10 +56,11 @@ public final class JobRunner: Service, Sendable {
         let gate = StartGate()
         let board = ProgressBoard()
         let wake = WakeSignal()
-        let completer = Completer(store: store, runnerID: id, logger: logger, wakeClaims: wake)
+        let metrics = RunnerMetrics(kinds: byKind.keys.sorted())
+        let completer = Completer(store: store, runnerID: id, logger: logger, wakeClaims: wake, metrics: metrics)
         let executor = Executor(
             store: store, handlers: byKind, config: config, runnerID: id, logger: logger, completer: completer,
-            board: board, gate: gate, lease: lease, control: control ?? postgres, wake: wake)
+            board: board, gate: gate, lease: lease, control: control ?? postgres, metrics: metrics, wake: wake)
         let sweeper = CancelSweeper(store: store, executor: executor, interval: config.cancelSweep, logger: logger)
         let record = RunnerRecord(
             id: id, host: host, pid: pid, queues: config.queues, kinds: byKind.keys.sorted(),

@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// What a runner process tells its operators: Prometheus metrics on METRICS_PORT and JSON log lines.
+@Suite struct ObservabilityProcessTests {
+    /// The value of the sample `name{labels}` (labels in the order the exporter writes them) in Prometheus text.
+    func sample(_ text: String, _ series: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1).split(separator: " ")[0])
+        }
+        return nil
+    }
+
+    @Test func aRunnerExportsWhatItDidAsPrometheusMetricsAndLogsJSON() async throws {
+        try await withTestDatabase { db in
+            try await db.query("INSERT INTO skipper.jobs (kind) SELECT 'noop' FROM generate_series(1, 30)")
+            try await db.query("INSERT INTO skipper.jobs (kind, max_attempts) VALUES ('fail', 1), ('fail', 3)")
+            try await db.query(#"INSERT INTO skipper.jobs (kind, args) VALUES ('sleep', '{"ms": 30000}')"#)
+            let port = freePort()
+            let runner = try ChildProcess.runner(
+                url: db.url, environment: ["METRICS_PORT": "\(port)", "LOG_FORMAT": "json", "WORKERS": "4", "RESCUE_AFTER": "3s"])
+            defer { runner.killNow() }
+            #expect(try await eventually(timeout: .seconds(30)) {
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE kind = 'noop' AND status = 'COMPLETED'") == "30"
+            }, "\(runner.log)")
+            // The finished attempts, as the database has them, once the gauges' next sample (every second) is in.
+            var text = ""
+            let counted = try await eventually(timeout: .seconds(10), every: .milliseconds(200)) {
+                text = (try? await http("GET", "http://127.0.0.1:\(port)/metrics").body) ?? ""
+                return self.sample(text, #"skipper_jobs_finished_total{kind="noop",outcome="completed"}"#) == 30
+                    && self.sample(text, #"skipper_running_jobs"#) == 1
+            }
+            #expect(counted, "\(text)")
+            #expect(self.sample(text, #"skipper_jobs_finished_total{kind="fail",outcome="failed"}"#) == 1, "\(text)")
+            #expect((self.sample(text, #"skipper_jobs_finished_total{kind="fail",outcome="retried"}"#) ?? 0) >= 1, "\(text)")
+            // Histograms: run time and lag per kind (every noop in some bucket), claim and completer batch sizes.
+            #expect(self.sample(text, #"skipper_job_duration_seconds_count{kind="noop"}"#) == 30, "\(text)")
+            #expect(self.sample(text, #"skipper_job_duration_seconds_bucket{kind="noop",le="+Inf"}"#) == 30, "\(text)")
+            #expect(self.sample(text, #"skipper_job_lag_seconds_count{kind="noop"}"#) == 30, "\(text)")
+            let claimed = try #require(self.sample(text, "skipper_claimed_jobs_total"), "\(text)")
+            #expect(claimed >= 33, "\(text)")
+            #expect(self.sample(text, "skipper_claim_size_sum") == claimed, "\(text)")
+            #expect((self.sample(text, "skipper_claims_total") ?? 0) >= 1)
+            #expect((self.sample(text, "skipper_completer_batch_size_sum") ?? 0) >= 31, "\(text)")
+            #expect((self.sample(text, "skipper_completer_write_seconds_count") ?? 0) >= 1, "\(text)")
+            let leaseAge = try #require(self.sample(text, "skipper_lease_age_seconds"), "\(text)")
+            #expect(leaseAge >= 0 && leaseAge < 3, "\(text)")
+            // Nothing but the runner's own series is served, and a stopped runner stops serving.
+            #expect(try await http("GET", "http://127.0.0.1:\(port)/nothing").status == 404)
+            await runner.stop()
+            #expect((try? await http("GET", "http://127.0.0.1:\(port)/metrics", timeout: 2)) == nil)
+
+            // Every line of its log is a JSON object with a time, a level and a message; job lines name the job and runner.
+            let lines = runner.stderr.split(separator: "\n")
+            #expect(!lines.isEmpty)
+            var sawJob = false
+            for line in lines {
+                let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                #expect(object != nil, "not JSON: \(line)")
+                guard let object else { continue }
+                #expect(object["ts"] is String && object["level"] is String && object["msg"] is String, "\(line)")
+                if object["msg"] as? String == "job failed" {
+                    sawJob = object["job.id"] is String && object["job.kind"] as? String == "fail" && object["runner.id"] is String
+                }
+            }
+            #expect(sawJob, "\(runner.stderr)")
+        }
+    }
+
+    @Test func aBadMetricsPortOrLogFormatStopsTheRunnerAtOnce() async throws {
+        try await withTestDatabase { db in
+            for (name, value) in [("METRICS_PORT", "99999"), ("LOG_FORMAT", "xml")] {
+                var env = ProcessInfo.processInfo.environment
+                env["DATABASE_URL"] = db.url
+                env[name] = value
+                let result = try await runProcess(Executables.path("skipper-runner"), [], environment: env)
+                #expect(result.status != 0)
+                #expect(result.stderr.contains(name), "\(result.stderr)")
+            }
+        }
+    }
+}
