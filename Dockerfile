@@ -20,7 +20,7 @@ RUN swift build -c release --static-swift-stdlib \
 # Runtime stage: a slim Debian with libpq, running as an unprivileged user.
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq5 ca-certificates tzdata \
+    && apt-get install -y --no-install-recommends libpq5 ca-certificates tzdata libjs-chart.js \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 skipper \
     && useradd --system --uid 10001 --gid skipper --home-dir /app --shell /usr/sbin/nologin skipper

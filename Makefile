@@ -9,7 +9,7 @@ MERCHANTS ?= 1000
 DAYS ?= 31
 STEPS ?= 1
 
-.PHONY: all build run test bench db db-stop migrate-up migrate-down migrate-status seed clean openapi contract embed-migrations
+.PHONY: all build run test bench db db-stop migrate-up migrate-down migrate-status seed clean openapi contract embed-migrations embed-ui
 
 all: build
 
@@ -34,6 +34,10 @@ openapi:
 ## (a test fails while the two differ).
 embed-migrations:
 	scripts/embed-migrations.sh
+
+## Write the dashboard built into skipper-api (Sources/API/EmbeddedUI.swift) from ui/ (a test fails while the two differ).
+embed-ui:
+	scripts/embed-ui.sh
 
 ## The API contract against a live API: openapi-spec-validator, then a bounded schemathesis run (CONTRACT_MAX_TIME=120).
 contract: build

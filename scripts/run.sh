@@ -17,6 +17,16 @@ if [ -n "${SKIPPER_PRIVATE_DB:-}" ]; then
     MIGRATE_URL=$(as "$owner") API_URL=$(as skipper_api_login) RUNNER_URL=$(as skipper_runner_login)
 fi
 
+# The dashboard's charts load Chart.js from Debian's package (CHART_JS names another copy).
+if [ -z "${CHART_JS:-}" ] && [ ! -f /usr/share/javascript/chart.js/chart.min.js ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "run: installing libjs-chart.js for the dashboard's charts"
+        apt-get update -qq && apt-get install -y -qq libjs-chart.js >/dev/null
+    else
+        echo "run: the dashboard's charts need Chart.js: apt-get install libjs-chart.js (or set CHART_JS)" >&2
+    fi
+fi
+
 # Skipper's migrations (built into skipper-migrate), then the demo shop's, which keep their own history.
 DATABASE_URL=$MIGRATE_URL "$BIN/skipper-migrate" up
 DATABASE_URL=$MIGRATE_URL "$BIN/skipper-migrate" up --path migrations/shop

@@ -55,6 +55,7 @@ func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger
     let jobs = JobsController(database: database, events: events, arguments: arguments, logger: logger)
     jobs.addRoutes(to: api)
     QueuesController(database: database, logger: logger).addRoutes(to: api)
+    DashboardController(database: database, events: events, chartJS: config.chartJS, logger: logger).addRoutes(to: api)
     SchedulesController(database: database, arguments: arguments, kinds: jobs.kinds, logger: logger).addRoutes(to: api)
     SettlementController(database: database, arguments: arguments, logger: logger).addRoutes(to: api)
     ShopController(database: database, orders: OrderStore(skipper: database.client, logger: logger), logger: logger)

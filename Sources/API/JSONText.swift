@@ -50,7 +50,7 @@ extension JobRecord {
         out += #","started_at":"# + JSONText.time(self.startedAt) + #","finished_at":"# + JSONText.time(self.finishedAt)
         out += #","cancel_requested_at":"# + JSONText.time(self.cancelRequestedAt)
         out += #","timeout_ms":"# + (self.timeoutMilliseconds.map { String($0) } ?? "null")
-        out += #","snoozed":"# + String(self.snoozed)
+        out += #","snoozed":"# + String(self.snoozed) + #","runner_id":"# + (self.runnerID.map(JSONText.quote) ?? "null")
         out += #","errors":"# + self.errors + #","result":"# + (self.result ?? "null") + #","meta":"# + self.meta
         out += #","download_url":"# + (self.downloadURL.map(JSONText.quote) ?? "null") + "}"
         return out

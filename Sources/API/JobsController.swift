@@ -72,11 +72,21 @@ struct JobsController: Sendable {
         filter.status = query.string("status").flatMap(JobStatus.init(rawValue:))
         filter.kind = query.string("kind")
         filter.queue = query.string("queue")
+        filter.args = try query.string("args").map(Self.argumentsFilter)
         // `limit` has the schema's default when left out.
         let (chosen, pageSize, cursor) = (filter, Int(query.integer("limit")!), query.integer("after"))
         let page = try await self.database.run { database in try await database.store.list(chosen, limit: pageSize, after: cursor) }
         let next = page.next.map { "\"\($0)\"" } ?? "null"
         return jsonResponse(.ok, #"{"jobs":["# + page.jobs.map(\.json).joined(separator: ",") + #"],"next":"# + next + "}")
+    }
+
+    /// The `args` query parameter as compact JSON text: a JSON object, no string or key holding U+0000 (which jsonb
+    /// cannot hold). 400 otherwise.
+    static func argumentsFilter(_ text: String) throws -> String {
+        let refused = APIError.invalidParameter("args", "must be a JSON object such as {\"merchant_id\":42}")
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)), case .object = value else { throw refused }
+        guard !value.containsNUL else { throw APIError.invalidParameter("args", "no string or key may hold U+0000") }
+        return value.jsonText
     }
 
     // MARK: - Cancel and retry

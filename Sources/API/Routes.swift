@@ -6,13 +6,13 @@ import Synchronization
 /// (`security: []`), which the auth middleware lets through without a token.
 final class RouteIndex: Sendable {
     private let routes = Mutex<[(method: HTTPRequest.Method, path: RouterPath)]>([])
-    private let open = Mutex<Set<String>>([])
+    private let open = Mutex<[RouterPath]>([])
 
     /// Takes the router's routes and the open endpoints; call after the last route is added.
     func load(from api: APIRoutes) {
         let routes = api.router.routes.map { (method: $0.method, path: $0.path) }
         self.routes.withLock { $0 = routes }
-        let open = Set(api.endpoints.filter(\.open).map(\.path))
+        let open = api.endpoints.filter(\.open).map { RouterPath($0.path) }
         self.open.withLock { $0 = open }
     }
 
@@ -37,8 +37,13 @@ final class RouteIndex: Sendable {
         path.components.map { $0 == $0.description ? 1 : 0 }
     }
 
-    /// Whether `path` is served without a token (/health and /ready).
+    /// Whether `path` is served without a token (/health, /ready and the dashboard's page and files).
     func isOpen(_ path: String) -> Bool {
-        self.open.withLock { $0.contains(path) }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        return self.open.withLock { open in
+            open.contains { pattern in
+                pattern.components.count == segments.count && zip(pattern.components, segments).allSatisfy { $0 ~= $1 }
+            }
+        }
     }
 }

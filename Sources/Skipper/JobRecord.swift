@@ -32,12 +32,14 @@ public struct JobRecord: Sendable, Equatable {
     public var timeoutMilliseconds: Int32?
     /// How often its handler snoozed it.
     public var snoozed: Int32
+    /// The runner that holds it (RUNNING) or last held it.
+    public var runnerID: String?
 
     /// Every column but the artifact flag, in the order `init(row:)` decodes them.
     private static let rowColumns = """
         j.id, j.kind, j.queue, j.status, j.processed, j.total, j.attempt, j.max_attempts, j.priority, j.args::text,
         j.unique_key, j.run_at, j.created_at, j.started_at, j.finished_at, j.cancel_requested_at, j.errors::text,
-        j.result::text, j.meta::text, j.timeout_ms, j.snoozed
+        j.result::text, j.meta::text, j.timeout_ms, j.snoozed, j.runner_id
         """
 
     /// The select list that `init(row:)` decodes, for a query on `skipper.jobs j`.
@@ -70,7 +72,8 @@ public struct JobRecord: Sendable, Equatable {
         self.meta = try cell(18, String.self)
         self.timeoutMilliseconds = try cell(19, Int32?.self)
         self.snoozed = try cell(20, Int32.self)
-        self.hasArtifact = try cell(21, Bool.self)
+        self.runnerID = try cell(21, String?.self)
+        self.hasArtifact = try cell(22, Bool.self)
     }
 
     /// Roughly how many bytes the job's JSON takes: its jsonb columns and a fixed part for the rest.

@@ -16,6 +16,8 @@ public struct SkipperConfig: Sendable {
     public var authenticationDisabled = false
     /// `LOG_LEVEL`: trace, debug, info, notice, warning, error or critical. Default info.
     public var logLevel: Logger.Level = .info
+    /// `LOG_FORMAT`: `text` (default) or `json`, one object per line.
+    public var logFormat: LogFormat = .text
     /// `DB_POOL_SIZE`: the most connections one process opens. Default 20.
     public var poolSize = 20
     /// `DB_TIMEOUT`: how long the API waits for PostgreSQL before answering 503 DATABASE_UNAVAILABLE; its
@@ -24,6 +26,9 @@ public struct SkipperConfig: Sendable {
     /// `SSE_MAX_STREAMS`: the most `GET /jobs/{id}/events` streams one API process serves at once; beyond, 503 with
     /// `Retry-After`. Default 500.
     public var maxEventStreams = 500
+    /// `CHART_JS`: the Chart.js file the dashboard's charts load (UMD build). Default Debian's libjs-chart.js,
+    /// `/usr/share/javascript/chart.js/chart.min.js`.
+    public var chartJS = "/usr/share/javascript/chart.js/chart.min.js"
 
     /// Reads the environment; a value that cannot be used throws an error naming its variable.
     public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) {
@@ -51,8 +56,13 @@ public struct SkipperConfig: Sendable {
             }
             self.logLevel = level
         }
+        if let v = env["LOG_FORMAT"], !v.isEmpty {
+            guard let format = LogFormat(rawValue: v.lowercased()) else { throw ConfigError(name: "LOG_FORMAT", message: "must be text or json, not '\(v)'") }
+            self.logFormat = format
+        }
         if let v = env["DB_POOL_SIZE"] { self.poolSize = try ConfigError.integer(v, name: "DB_POOL_SIZE", in: 1...1000) }
         if let v = env["SSE_MAX_STREAMS"] { self.maxEventStreams = try ConfigError.integer(v, name: "SSE_MAX_STREAMS", in: 1...100_000) }
+        if let v = env["CHART_JS"], !v.isEmpty { self.chartJS = v }
         if let v = env["DB_TIMEOUT"] {
             self.databaseTimeout = try ConfigError.duration(v, name: "DB_TIMEOUT", in: .milliseconds(100) ... .seconds(3600))
         }

@@ -113,9 +113,9 @@ import Yams
         #expect(documented.subtracting(routed).isEmpty, "documented but not routed: \(documented.subtracting(routed))")
     }
 
-    /// What each operation promises holds for the things every route shares: bearer security but on /health and
-    /// /ready (which the auth middleware lets through), 401 wherever a token is needed, the validator's errors
-    /// wherever it can raise them, and X-Request-ID on every response.
+    /// What each operation promises holds for the things every route shares: bearer security but on /health, /ready
+    /// and the dashboard's page and files (which the auth middleware lets through), 401 wherever a token is needed,
+    /// the validator's errors wherever it can raise them, and X-Request-ID on every response.
     @Test func securityAndSharedErrorsAreDocumentedWhereTheyApply() async throws {
         let (_, document) = try await Self.served()
         #expect(document.security.map { $0.keys.map(\.name) } == [["bearer"]])
@@ -123,7 +123,7 @@ import Yams
             for endpoint in route.pathItem.endpoints {
                 let operation = endpoint.operation
                 let name = "\(endpoint.method.rawValue) \(route.path.rawValue)"
-                let open = ["/health", "/ready"].contains(route.path.rawValue)
+                let open = ["/health", "/ready"].contains(route.path.rawValue) || route.path.rawValue.hasPrefix("/ui")
                 #expect((operation.security?.isEmpty == true) == open, "\(name)")
                 let statuses = Set(operation.responses.keys.map(\.rawValue))
                 #expect(statuses.contains("401") == !open, "\(name): \(statuses)")

@@ -48,13 +48,13 @@ import TestSupport
 
     /// A database of the layout before this change (Skipper's history in public.schema_migrations, the shop's tables
     /// made by Skipper's versions 2, 4 and 7), at version 7: `up` moves the history into skipper.schema_migrations,
-    /// applies versions 8 and 9, leaves public.schema_migrations as the shop's (at its version 3, which matches), and loses
+    /// applies versions 8 onwards, leaves public.schema_migrations as the shop's (at its version 3, which matches), and loses
     /// no job; until then the runner's check asks for the migration.
     @Test func aDatabaseOfTheOldLayoutMovesItsHistoryAndKeepsItsJobs() async throws {
         try await withTestDatabase { db in
             try await db.query("INSERT INTO skipper.jobs (kind, status, attempt, started_at, finished_at) VALUES ('noop', 'COMPLETED', 1, now(), now())")
             try await db.query("INSERT INTO skipper.jobs (kind) SELECT 'noop' FROM generate_series(1, 5)")
-            #expect(try await migrate(["down", "2"], url: db.url, path: Paths.migrations).status == 0)
+            #expect(try await migrate(["down", "\(SchemaVersion.expected - 7)"], url: db.url, path: Paths.migrations).status == 0)
             // The old layout: one history, in public, at Skipper's version.
             try await db.query("DROP TABLE skipper.schema_migrations")
             try await db.query("DELETE FROM public.schema_migrations")

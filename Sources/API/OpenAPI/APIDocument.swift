@@ -39,7 +39,8 @@ struct APIDocument: Sendable {
         ("queues", "Queues and kinds: pause, resume, concurrency and rate limits"),
         ("schedules", "Periodic jobs: one job per tick, whatever the number of runners"),
         ("shop", "The shop's orders, sales report and settlement"),
-        ("operations", "Health, readiness, metrics and this document"),
+        ("operations", "Health, readiness, metrics, runners, statistics and this document"),
+        ("dashboard", "The dashboard's page and files (open: the page asks for a token itself)"),
     ]
 
     private var paths: DocumentNode {

@@ -60,6 +60,7 @@ enum APISchemas {
             Property("cancel_requested_at", Schema.dateTime.orNull, required: true),
             Property("timeout_ms", Schema.int32(1...Int64(Int32.max), description: "The job's own time limit per attempt; null: its kind's, if any").orNull),
             Property("snoozed", Schema.int32(0...Int64(Int32.max), description: "How often its handler asked to run again later (no attempt spent)")),
+            Property("runner_id", Schema.string(description: "The runner that holds it (RUNNING) or last held it").orNull),
             Property(
                 "errors",
                 .array(
@@ -264,4 +265,56 @@ extension APISchemas {
         ], closed: false, name: "Schedule")
 
     static let scheduleList = Schema.object([Property("schedules", .array(schedule), required: true)], closed: false, name: "ScheduleList")
+
+    static let runner = Schema.object(
+        [
+            Property("runner_id", .string(), required: true),
+            Property("host", .string(), required: true),
+            Property("pid", .int64(), required: true),
+            Property("queues", .array(.string()), required: true),
+            Property("kinds", .array(.string()), required: true),
+            Property("workers", Schema.int64(description: "Jobs it runs at once (WORKERS)"), required: true),
+            Property("running", Schema.int64(0...Int64.max, description: "Its RUNNING jobs"), required: true),
+            Property("started_at", .dateTime, required: true),
+            Property("heartbeat_at", .dateTime, required: true),
+            Property("heartbeat_age_seconds", .number, required: true),
+            Property("lease_seconds", Schema.number.described("RESCUE_AFTER: its jobs are rescued once its heartbeat is this old"), required: true),
+            Property("stale", Schema(.boolean, description: "Its heartbeat is older than half its lease"), required: true),
+        ], closed: false, name: "Runner")
+
+    static let runnerList = Schema.object([Property("runners", .array(runner), required: true)], closed: false, name: "RunnerList")
+
+    static let statsMinute = Schema.object(
+        [
+            Property("minute", .dateTime, required: true),
+            Property("completed", .int64(0...Int64.max), required: true),
+            Property("failed", .int64(0...Int64.max), required: true),
+            Property("cancelled", .int64(0...Int64.max), required: true),
+            Property("latency_p50_ms", Schema.number.described("Median wait from due (run_at) to start, of the jobs that finished in the minute").orNull, required: true),
+            Property("latency_p99_ms", Schema.number.described("99th percentile of the same").orNull, required: true),
+        ], closed: false, name: "StatsMinute")
+
+    static let stats = Schema.object(
+        [
+            Property("window", Schema.oneOf(["1h", "24h"]), required: true),
+            Property("queue", name.orNull, required: true),
+            Property("minutes", .array(statsMinute), required: true),
+        ], closed: false, name: "Stats")
+
+    static let bulkFilter = Schema.object(
+        [
+            Property("status", Schema.oneOf(JobStatus.allCases.map(\.rawValue), description: "Only jobs in this status").orNull),
+            Property("kind", name.orNull),
+            Property("queue", name.orNull),
+            Property("args", Schema(.anyObject(noNUL: true), description: "Only jobs whose arguments contain this object").orNull),
+            Property("limit", Schema.int32(1...1000, description: "At most this many jobs per call").orNull.withDefault(100)),
+            Property("after", Schema.int64(1...Int64.max, description: "The `next` of the previous call").orNull),
+        ], name: "BulkFilter", description: "Which jobs: every field left out selects any")
+
+    static let bulkOutcome = Schema.object(
+        [
+            Property("count", Schema.int64(0...Int64.max, description: "How many jobs this call changed"), required: true),
+            Property("job_ids", .array(.int64()), required: true),
+            Property("next", Schema.int64(description: "Pass as `after` to go on; null when every selected job was looked at").orNull, required: true),
+        ], closed: false, name: "BulkOutcome")
 }

@@ -25,6 +25,10 @@ extension Endpoint {
             Parameter("status", in: .query, schema: APISchemas.status, description: "Only jobs in this status"),
             Parameter("kind", in: .query, schema: APISchemas.name, description: "Only jobs of this kind"),
             Parameter("queue", in: .query, schema: APISchemas.name, description: "Only jobs of this queue"),
+            Parameter(
+                "args", in: .query, schema: Schema.string(minLength: 2, maxLength: 4096, printable: true),
+                description: "A JSON object: only jobs whose arguments contain it (`{\"merchant_id\":42}`); read newest first, as the other filters, without an index of its own",
+                expected: "must be a JSON object such as {\"merchant_id\":42}"),
             Parameter("limit", in: .query, schema: Schema.int32(1...1000).withDefault(50), description: "At most this many jobs"),
             Parameter(
                 "after", in: .query, schema: .int64(1...Int64.max), description: "The `next` cursor of the previous page",

@@ -991,5 +991,512 @@ ALTER TABLE skipper.kinds
 DROP TABLE skipper.queues;
 """#
         ),
+        EmbeddedMigration(
+            version: 10, name: "running_bounds",
+            up: #"""
+-- Limits that are set but not reached cost (almost) nothing: a claim of a concurrency-limited queue or kind no
+-- longer counts its RUNNING jobs every time (under a drain that count walks an index full of dead entries). It keeps
+-- an upper bound of the count instead: the exact count, plus every job claimed since. Only skipper.claim_limited
+-- starts jobs of a limited queue or kind (the fast claim refuses them in the same statement), and it does so under the
+-- queue's or kind's lock, so the bound can only be too high, never too low. The claim counts again when the bound
+-- would stop it (so a limit that binds is as exact as before), when the bound is a second old (so a claim that raced
+-- a limit's change counts within a second), and after any change of the limit (a trigger forgets the bound, under
+-- the same lock).
+
+CREATE TABLE skipper.running_bounds (
+    -- 'queue <name>' or 'kind <kind>'.
+    scope      text        PRIMARY KEY,
+    -- At least the RUNNING jobs of the queue or kind.
+    running    integer     NOT NULL CHECK (running >= 0),
+    counted_at timestamptz NOT NULL
+);
+COMMENT ON TABLE skipper.running_bounds IS 'Upper bounds of the RUNNING jobs of concurrency-limited queues and kinds, kept by skipper.claim_limited.';
+
+-- The bound of a scope's RUNNING jobs for a claim of up to p_want jobs under limit p_limit: the kept one while it
+-- leaves room for the whole claim and is younger than a second, the exact count (kept from now on) otherwise. Called
+-- under the scope's lock.
+CREATE FUNCTION skipper.running_bound(p_scope text, p_limit integer, p_want integer, p_queue text, p_kind text)
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b skipper.running_bounds;
+    n integer;
+BEGIN
+    SELECT * INTO b FROM skipper.running_bounds r WHERE r.scope = p_scope;
+    IF b.running IS NOT NULL AND b.running::bigint + p_want <= p_limit AND b.counted_at > clock_timestamp() - interval '1 second' THEN
+        RETURN b.running;
+    END IF;
+    IF p_queue IS NOT NULL THEN
+        SELECT count(*) INTO n FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.queue = p_queue;
+    ELSE
+        SELECT count(*) INTO n FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = p_kind;
+    END IF;
+    INSERT INTO skipper.running_bounds (scope, running, counted_at) VALUES (p_scope, n, clock_timestamp())
+    ON CONFLICT (scope) DO UPDATE SET running = excluded.running, counted_at = excluded.counted_at;
+    RETURN n;
+END
+$$;
+
+-- A limit changed, or its queue or kind is gone: the bound is forgotten, under the lock claims hold while they read
+-- and raise it (so no claim in flight writes it back). While a queue or kind has no concurrency limit the fast claim
+-- may start its jobs, which no bound counts.
+CREATE FUNCTION skipper.forget_running_bound() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    target text;
+BEGIN
+    IF TG_TABLE_NAME = 'queues' THEN
+        target := 'queue ' || OLD.name;
+        PERFORM pg_advisory_xact_lock(hashtextextended('skipper.queue ' || OLD.name, 0));
+    ELSE
+        target := 'kind ' || OLD.kind;
+        PERFORM pg_advisory_xact_lock(hashtextextended('skipper.kind ' || OLD.kind, 0));
+    END IF;
+    DELETE FROM skipper.running_bounds r WHERE r.scope = target;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER queues_forget_running_bound AFTER UPDATE OF name, concurrency, partition_by OR DELETE ON skipper.queues
+    FOR EACH ROW EXECUTE FUNCTION skipper.forget_running_bound();
+CREATE TRIGGER kinds_forget_running_bound AFTER UPDATE OF kind, concurrency, partition_by OR DELETE ON skipper.kinds
+    FOR EACH ROW EXECUTE FUNCTION skipper.forget_running_bound();
+
+-- The claim of a limited queue, as in migration 9, with the bounds in place of the counts of totals (a partitioned
+-- limit still counts per partition, each time).
+CREATE OR REPLACE FUNCTION skipper.claim_limited(p_queue text, p_kinds text[], max_jobs integer, p_runner text, candidates integer DEFAULT 1000,
+                                      after_priority smallint DEFAULT -32768, after_run_at timestamptz DEFAULT '-infinity',
+                                      after_id bigint DEFAULT 0)
+RETURNS TABLE (id bigint, lease bigint, queue text, kind text, args text, attempt integer, max_attempts integer,
+               meta text, request_id text, priority smallint, run_at timestamptz, timeout_ms integer)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    q skipper.queues;
+    c record;
+    at timestamptz;
+    -- Budgets left: 'queue', 'queue-rate', and with chr(31) (which no name holds) between the parts: qp <key>,
+    -- k <kind>, kr <kind>, kp <kind> <key>.
+    budget jsonb := '{}';
+    -- The limited kinds this runner serves: their limits, and whether this claim counted them ('ok') or left them.
+    kinds jsonb := '{}';
+    state jsonb := '{}';
+    rate_kinds text[] := '{}';
+    -- The kinds whose total this claim took from skipper.running_bounds (and adds its jobs to).
+    bound_kinds text[] := '{}';
+    chosen bigint[] := '{}';
+    key text;
+    ok boolean;
+    qpath text[];
+    claim_lease bigint;
+BEGIN
+    IF max_jobs IS NULL OR max_jobs < 1 THEN RETURN; END IF;
+    IF NOT EXISTS (SELECT FROM skipper.runners r
+                   WHERE r.id = p_runner AND r.heartbeat_at > now() - r.lease_ms * interval '1 millisecond') THEN
+        RETURN;
+    END IF;
+    SELECT * INTO q FROM skipper.queues WHERE skipper.queues.name = p_queue;
+    IF q.paused THEN RETURN; END IF;
+    IF q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('skipper.queue ' || p_queue, 0));
+        -- Read again under the lock (each statement here sees what committed before it began).
+        SELECT * INTO q FROM skipper.queues WHERE skipper.queues.name = p_queue;
+        IF q.paused THEN RETURN; END IF;
+    END IF;
+    at := clock_timestamp();
+    IF q.concurrency IS NOT NULL THEN
+        IF q.partition_by IS NULL THEN
+            budget := budget || jsonb_build_object('queue', q.concurrency - skipper.running_bound(
+                'queue ' || p_queue, q.concurrency, max_jobs, p_queue, NULL));
+        ELSE
+            qpath := string_to_array(substr(q.partition_by, 6), '.');
+            budget := budget || coalesce((
+                SELECT jsonb_object_agg('qp' || chr(31) || g.key, q.concurrency - g.n) FROM (
+                    SELECT coalesce((j.args #> qpath)::text, '') AS key, count(*) AS n FROM skipper.jobs_active j
+                    WHERE j.status = 'RUNNING' AND j.queue = p_queue GROUP BY 1) g), '{}');
+        END IF;
+    END IF;
+    IF q.rate_limit IS NOT NULL THEN
+        DELETE FROM skipper.rate_starts s WHERE s.scope = 'queue ' || p_queue AND s.started_at <= at - q.rate_period;
+        budget := budget || jsonb_build_object('queue-rate', q.rate_limit - (
+            SELECT coalesce(sum(s.jobs), 0) FROM skipper.rate_starts s WHERE s.scope = 'queue ' || p_queue));
+    END IF;
+    IF (budget->>'queue')::int <= 0 OR (budget->>'queue-rate')::int <= 0 THEN RETURN; END IF;
+    SELECT coalesce(jsonb_object_agg(kd.kind, jsonb_build_object(
+               'concurrency', kd.concurrency, 'path', string_to_array(substr(kd.partition_by, 6), '.'),
+               'rate', kd.rate_limit, 'period', extract(epoch FROM kd.rate_period))), '{}')
+    INTO kinds FROM skipper.kinds kd
+    WHERE kd.kind = ANY (p_kinds) AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL);
+
+    -- Only the queue's own total and rate: the first jobs in claim order, as many as both allow (no walk needed),
+    -- from where the runner's last claim of the queue stopped (as the fast claim does).
+    IF qpath IS NULL AND kinds = '{}'::jsonb THEN
+        chosen := ARRAY(
+            SELECT j.id FROM skipper.jobs_active j
+            WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.queue = p_queue AND j.run_at <= now()
+              AND (j.priority, j.run_at, j.id) > (after_priority, after_run_at, after_id) AND j.kind = ANY (p_kinds)
+            ORDER BY j.priority, j.run_at, j.id
+            LIMIT least(max_jobs, coalesce((budget->>'queue')::int, max_jobs), coalesce((budget->>'queue-rate')::int, max_jobs)));
+    END IF;
+    FOR c IN SELECT j.id, j.kind, j.args FROM skipper.jobs_active j
+             WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.queue = p_queue AND j.run_at <= now()
+               AND j.kind = ANY (p_kinds) AND (qpath IS NOT NULL OR kinds <> '{}'::jsonb)
+             ORDER BY j.priority, j.run_at, j.id LIMIT candidates LOOP
+        ok := true;
+        IF qpath IS NOT NULL THEN
+            key := 'qp' || chr(31) || coalesce((c.args #> qpath)::text, '');
+            ok := coalesce((budget->>key)::int, q.concurrency) > 0;
+        END IF;
+        IF ok AND kinds ? c.kind THEN
+            -- First meeting with this kind in this claim: count it under its lock, if the lock is free now.
+            IF NOT state ? c.kind THEN
+                IF pg_try_advisory_xact_lock(hashtextextended('skipper.kind ' || c.kind, 0)) THEN
+                    state := state || jsonb_build_object(c.kind, 'ok');
+                    IF kinds->c.kind->>'concurrency' IS NOT NULL THEN
+                        IF jsonb_typeof(kinds->c.kind->'path') <> 'array' THEN
+                            bound_kinds := bound_kinds || c.kind;
+                            budget := budget || jsonb_build_object('k' || chr(31) || c.kind, (kinds->c.kind->>'concurrency')::int - skipper.running_bound(
+                                'kind ' || c.kind, (kinds->c.kind->>'concurrency')::int, max_jobs, NULL, c.kind));
+                        ELSE
+                            budget := budget || coalesce((
+                                SELECT jsonb_object_agg('kp' || chr(31) || c.kind || chr(31) || g.key, (kinds->c.kind->>'concurrency')::int - g.n) FROM (
+                                    SELECT coalesce((j.args #> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')))::text, '') AS key,
+                                           count(*) AS n
+                                    FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = c.kind GROUP BY 1) g), '{}');
+                        END IF;
+                    END IF;
+                    IF kinds->c.kind->>'rate' IS NOT NULL THEN
+                        rate_kinds := rate_kinds || c.kind;
+                        DELETE FROM skipper.rate_starts s WHERE s.scope = 'kind ' || c.kind
+                          AND s.started_at <= at - (kinds->c.kind->>'period')::float8 * interval '1 second';
+                        budget := budget || jsonb_build_object('kr' || chr(31) || c.kind, (kinds->c.kind->>'rate')::int - (
+                            SELECT coalesce(sum(s.jobs), 0) FROM skipper.rate_starts s WHERE s.scope = 'kind ' || c.kind));
+                    END IF;
+                ELSE
+                    state := state || jsonb_build_object(c.kind, 'busy');
+                END IF;
+            END IF;
+            ok := state->>c.kind = 'ok'
+                  AND coalesce((budget->>('k' || chr(31) || c.kind))::int, 1) > 0
+                  AND coalesce((budget->>('kr' || chr(31) || c.kind))::int, 1) > 0;
+            IF ok AND jsonb_typeof(kinds->c.kind->'path') = 'array' THEN
+                key := 'kp' || chr(31) || c.kind || chr(31) || coalesce((c.args #> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')))::text, '');
+                ok := coalesce((budget->>key)::int, (kinds->c.kind->>'concurrency')::int) > 0;
+            END IF;
+        END IF;
+        CONTINUE WHEN NOT ok;
+        chosen := chosen || c.id;
+        IF budget ? 'queue' THEN budget := budget || jsonb_build_object('queue', (budget->>'queue')::int - 1); END IF;
+        IF budget ? 'queue-rate' THEN budget := budget || jsonb_build_object('queue-rate', (budget->>'queue-rate')::int - 1); END IF;
+        IF qpath IS NOT NULL THEN
+            key := 'qp' || chr(31) || coalesce((c.args #> qpath)::text, '');
+            budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, q.concurrency) - 1);
+        END IF;
+        IF kinds ? c.kind THEN
+            IF budget ? ('k' || chr(31) || c.kind) THEN
+                budget := budget || jsonb_build_object('k' || chr(31) || c.kind, (budget->>('k' || chr(31) || c.kind))::int - 1);
+            END IF;
+            IF budget ? ('kr' || chr(31) || c.kind) THEN
+                budget := budget || jsonb_build_object('kr' || chr(31) || c.kind, (budget->>('kr' || chr(31) || c.kind))::int - 1);
+            END IF;
+            IF jsonb_typeof(kinds->c.kind->'path') = 'array' THEN
+                key := 'kp' || chr(31) || c.kind || chr(31) || coalesce((c.args #> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')))::text, '');
+                budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, (kinds->c.kind->>'concurrency')::int) - 1);
+            END IF;
+        END IF;
+        EXIT WHEN cardinality(chosen) >= max_jobs
+               OR (budget->>'queue')::int <= 0 OR (budget->>'queue-rate')::int <= 0;
+    END LOOP;
+    IF cardinality(chosen) = 0 THEN RETURN; END IF;
+
+    claim_lease := nextval('skipper.job_leases');
+    RETURN QUERY
+    WITH u AS (
+        UPDATE skipper.jobs_active j
+        SET status = 'RUNNING', attempt = least(j.attempt, 2147483646) + 1, started_at = clock_timestamp(),
+            runner_id = p_runner, lease = claim_lease
+        -- Still waiting and due, and not being claimed by another claim at this moment (the walk read without locks).
+        WHERE j.id = ANY (ARRAY(SELECT w.id FROM skipper.jobs_active w
+                                WHERE w.id = ANY (chosen) AND w.status = 'QUEUED' AND w.finished_at IS NULL AND w.run_at <= now()
+                                FOR UPDATE SKIP LOCKED))
+          AND j.status = 'QUEUED' AND j.finished_at IS NULL
+        RETURNING j.id, j.lease, j.queue, j.kind, j.args::text AS args, j.attempt, j.max_attempts, j.meta::text AS meta,
+                  j.meta->>'request_id' AS request_id, j.priority, j.run_at, j.timeout_ms, j.started_at),
+    -- Stamped when the jobs started (not when the claim began): a window counted later then never misses them.
+    started AS (
+        INSERT INTO skipper.rate_starts (scope, started_at, jobs)
+        SELECT 'queue ' || p_queue, max(u.started_at), count(*) FROM u WHERE q.rate_limit IS NOT NULL HAVING count(*) > 0
+        UNION ALL
+        SELECT 'kind ' || u.kind, max(u.started_at), count(*) FROM u WHERE u.kind = ANY (rate_kinds) GROUP BY u.kind),
+    -- The jobs started raise the bounds this claim read (a bound it did not read stays as it was).
+    bounded AS (
+        UPDATE skipper.running_bounds b SET running = b.running + n.jobs
+        FROM (SELECT 'queue ' || p_queue AS scope, count(*) AS jobs FROM u
+              WHERE q.concurrency IS NOT NULL AND q.partition_by IS NULL HAVING count(*) > 0
+              UNION ALL
+              SELECT 'kind ' || u.kind, count(*) FROM u WHERE u.kind = ANY (bound_kinds) GROUP BY u.kind) n
+        WHERE b.scope = n.scope)
+    SELECT u.id, u.lease, u.queue, u.kind, u.args, u.attempt, u.max_attempts, u.meta, u.request_id, u.priority, u.run_at, u.timeout_ms
+    FROM u;
+END
+$$;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON skipper.running_bounds TO skipper_runner;
+GRANT SELECT, DELETE ON skipper.running_bounds TO skipper_api;
+"""#,
+            down: #"""
+-- Back to counting RUNNING jobs in every limited claim.
+DROP TRIGGER kinds_forget_running_bound ON skipper.kinds;
+DROP TRIGGER queues_forget_running_bound ON skipper.queues;
+DROP FUNCTION skipper.forget_running_bound();
+CREATE OR REPLACE FUNCTION skipper.claim_limited(p_queue text, p_kinds text[], max_jobs integer, p_runner text, candidates integer DEFAULT 1000,
+                                      after_priority smallint DEFAULT -32768, after_run_at timestamptz DEFAULT '-infinity',
+                                      after_id bigint DEFAULT 0)
+RETURNS TABLE (id bigint, lease bigint, queue text, kind text, args text, attempt integer, max_attempts integer,
+               meta text, request_id text, priority smallint, run_at timestamptz, timeout_ms integer)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    q skipper.queues;
+    c record;
+    at timestamptz;
+    -- Budgets left: 'queue', 'queue-rate', and with chr(31) (which no name holds) between the parts: qp <key>,
+    -- k <kind>, kr <kind>, kp <kind> <key>.
+    budget jsonb := '{}';
+    -- The limited kinds this runner serves: their limits, and whether this claim counted them ('ok') or left them.
+    kinds jsonb := '{}';
+    state jsonb := '{}';
+    rate_kinds text[] := '{}';
+    chosen bigint[] := '{}';
+    key text;
+    ok boolean;
+    qpath text[];
+    claim_lease bigint;
+BEGIN
+    IF max_jobs IS NULL OR max_jobs < 1 THEN RETURN; END IF;
+    IF NOT EXISTS (SELECT FROM skipper.runners r
+                   WHERE r.id = p_runner AND r.heartbeat_at > now() - r.lease_ms * interval '1 millisecond') THEN
+        RETURN;
+    END IF;
+    SELECT * INTO q FROM skipper.queues WHERE skipper.queues.name = p_queue;
+    IF q.paused THEN RETURN; END IF;
+    IF q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('skipper.queue ' || p_queue, 0));
+        -- Read again under the lock (each statement here sees what committed before it began).
+        SELECT * INTO q FROM skipper.queues WHERE skipper.queues.name = p_queue;
+        IF q.paused THEN RETURN; END IF;
+    END IF;
+    at := clock_timestamp();
+    IF q.concurrency IS NOT NULL THEN
+        IF q.partition_by IS NULL THEN
+            budget := budget || jsonb_build_object('queue', q.concurrency - (
+                SELECT count(*) FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.queue = p_queue));
+        ELSE
+            qpath := string_to_array(substr(q.partition_by, 6), '.');
+            budget := budget || coalesce((
+                SELECT jsonb_object_agg('qp' || chr(31) || g.key, q.concurrency - g.n) FROM (
+                    SELECT coalesce((j.args #> qpath)::text, '') AS key, count(*) AS n FROM skipper.jobs_active j
+                    WHERE j.status = 'RUNNING' AND j.queue = p_queue GROUP BY 1) g), '{}');
+        END IF;
+    END IF;
+    IF q.rate_limit IS NOT NULL THEN
+        DELETE FROM skipper.rate_starts s WHERE s.scope = 'queue ' || p_queue AND s.started_at <= at - q.rate_period;
+        budget := budget || jsonb_build_object('queue-rate', q.rate_limit - (
+            SELECT coalesce(sum(s.jobs), 0) FROM skipper.rate_starts s WHERE s.scope = 'queue ' || p_queue));
+    END IF;
+    IF (budget->>'queue')::int <= 0 OR (budget->>'queue-rate')::int <= 0 THEN RETURN; END IF;
+    SELECT coalesce(jsonb_object_agg(kd.kind, jsonb_build_object(
+               'concurrency', kd.concurrency, 'path', string_to_array(substr(kd.partition_by, 6), '.'),
+               'rate', kd.rate_limit, 'period', extract(epoch FROM kd.rate_period))), '{}')
+    INTO kinds FROM skipper.kinds kd
+    WHERE kd.kind = ANY (p_kinds) AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL);
+
+    -- Only the queue's own total and rate: the first jobs in claim order, as many as both allow (no walk needed),
+    -- from where the runner's last claim of the queue stopped (as the fast claim does).
+    IF qpath IS NULL AND kinds = '{}'::jsonb THEN
+        chosen := ARRAY(
+            SELECT j.id FROM skipper.jobs_active j
+            WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.queue = p_queue AND j.run_at <= now()
+              AND (j.priority, j.run_at, j.id) > (after_priority, after_run_at, after_id) AND j.kind = ANY (p_kinds)
+            ORDER BY j.priority, j.run_at, j.id
+            LIMIT least(max_jobs, coalesce((budget->>'queue')::int, max_jobs), coalesce((budget->>'queue-rate')::int, max_jobs)));
+    END IF;
+    FOR c IN SELECT j.id, j.kind, j.args FROM skipper.jobs_active j
+             WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.queue = p_queue AND j.run_at <= now()
+               AND j.kind = ANY (p_kinds) AND (qpath IS NOT NULL OR kinds <> '{}'::jsonb)
+             ORDER BY j.priority, j.run_at, j.id LIMIT candidates LOOP
+        ok := true;
+        IF qpath IS NOT NULL THEN
+            key := 'qp' || chr(31) || coalesce((c.args #> qpath)::text, '');
+            ok := coalesce((budget->>key)::int, q.concurrency) > 0;
+        END IF;
+        IF ok AND kinds ? c.kind THEN
+            -- First meeting with this kind in this claim: count it under its lock, if the lock is free now.
+            IF NOT state ? c.kind THEN
+                IF pg_try_advisory_xact_lock(hashtextextended('skipper.kind ' || c.kind, 0)) THEN
+                    state := state || jsonb_build_object(c.kind, 'ok');
+                    IF kinds->c.kind->>'concurrency' IS NOT NULL THEN
+                        IF jsonb_typeof(kinds->c.kind->'path') <> 'array' THEN
+                            budget := budget || jsonb_build_object('k' || chr(31) || c.kind, (kinds->c.kind->>'concurrency')::int - (
+                                SELECT count(*) FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = c.kind));
+                        ELSE
+                            budget := budget || coalesce((
+                                SELECT jsonb_object_agg('kp' || chr(31) || c.kind || chr(31) || g.key, (kinds->c.kind->>'concurrency')::int - g.n) FROM (
+                                    SELECT coalesce((j.args #> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')))::text, '') AS key,
+                                           count(*) AS n
+                                    FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = c.kind GROUP BY 1) g), '{}');
+                        END IF;
+                    END IF;
+                    IF kinds->c.kind->>'rate' IS NOT NULL THEN
+                        rate_kinds := rate_kinds || c.kind;
+                        DELETE FROM skipper.rate_starts s WHERE s.scope = 'kind ' || c.kind
+                          AND s.started_at <= at - (kinds->c.kind->>'period')::float8 * interval '1 second';
+                        budget := budget || jsonb_build_object('kr' || chr(31) || c.kind, (kinds->c.kind->>'rate')::int - (
+                            SELECT coalesce(sum(s.jobs), 0) FROM skipper.rate_starts s WHERE s.scope = 'kind ' || c.kind));
+                    END IF;
+                ELSE
+                    state := state || jsonb_build_object(c.kind, 'busy');
+                END IF;
+            END IF;
+            ok := state->>c.kind = 'ok'
+                  AND coalesce((budget->>('k' || chr(31) || c.kind))::int, 1) > 0
+                  AND coalesce((budget->>('kr' || chr(31) || c.kind))::int, 1) > 0;
+            IF ok AND jsonb_typeof(kinds->c.kind->'path') = 'array' THEN
+                key := 'kp' || chr(31) || c.kind || chr(31) || coalesce((c.args #> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')))::text, '');
+                ok := coalesce((budget->>key)::int, (kinds->c.kind->>'concurrency')::int) > 0;
+            END IF;
+        END IF;
+        CONTINUE WHEN NOT ok;
+        chosen := chosen || c.id;
+        IF budget ? 'queue' THEN budget := budget || jsonb_build_object('queue', (budget->>'queue')::int - 1); END IF;
+        IF budget ? 'queue-rate' THEN budget := budget || jsonb_build_object('queue-rate', (budget->>'queue-rate')::int - 1); END IF;
+        IF qpath IS NOT NULL THEN
+            key := 'qp' || chr(31) || coalesce((c.args #> qpath)::text, '');
+            budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, q.concurrency) - 1);
+        END IF;
+        IF kinds ? c.kind THEN
+            IF budget ? ('k' || chr(31) || c.kind) THEN
+                budget := budget || jsonb_build_object('k' || chr(31) || c.kind, (budget->>('k' || chr(31) || c.kind))::int - 1);
+            END IF;
+            IF budget ? ('kr' || chr(31) || c.kind) THEN
+                budget := budget || jsonb_build_object('kr' || chr(31) || c.kind, (budget->>('kr' || chr(31) || c.kind))::int - 1);
+            END IF;
+            IF jsonb_typeof(kinds->c.kind->'path') = 'array' THEN
+                key := 'kp' || chr(31) || c.kind || chr(31) || coalesce((c.args #> ARRAY(SELECT jsonb_array_elements_text(kinds->c.kind->'path')))::text, '');
+                budget := budget || jsonb_build_object(key, coalesce((budget->>key)::int, (kinds->c.kind->>'concurrency')::int) - 1);
+            END IF;
+        END IF;
+        EXIT WHEN cardinality(chosen) >= max_jobs
+               OR (budget->>'queue')::int <= 0 OR (budget->>'queue-rate')::int <= 0;
+    END LOOP;
+    IF cardinality(chosen) = 0 THEN RETURN; END IF;
+
+    claim_lease := nextval('skipper.job_leases');
+    RETURN QUERY
+    WITH u AS (
+        UPDATE skipper.jobs_active j
+        SET status = 'RUNNING', attempt = least(j.attempt, 2147483646) + 1, started_at = clock_timestamp(),
+            runner_id = p_runner, lease = claim_lease
+        -- Still waiting and due, and not being claimed by another claim at this moment (the walk read without locks).
+        WHERE j.id = ANY (ARRAY(SELECT w.id FROM skipper.jobs_active w
+                                WHERE w.id = ANY (chosen) AND w.status = 'QUEUED' AND w.finished_at IS NULL AND w.run_at <= now()
+                                FOR UPDATE SKIP LOCKED))
+          AND j.status = 'QUEUED' AND j.finished_at IS NULL
+        RETURNING j.id, j.lease, j.queue, j.kind, j.args::text AS args, j.attempt, j.max_attempts, j.meta::text AS meta,
+                  j.meta->>'request_id' AS request_id, j.priority, j.run_at, j.timeout_ms, j.started_at),
+    -- Stamped when the jobs started (not when the claim began): a window counted later then never misses them.
+    started AS (
+        INSERT INTO skipper.rate_starts (scope, started_at, jobs)
+        SELECT 'queue ' || p_queue, max(u.started_at), count(*) FROM u WHERE q.rate_limit IS NOT NULL HAVING count(*) > 0
+        UNION ALL
+        SELECT 'kind ' || u.kind, max(u.started_at), count(*) FROM u WHERE u.kind = ANY (rate_kinds) GROUP BY u.kind)
+    SELECT u.id, u.lease, u.queue, u.kind, u.args, u.attempt, u.max_attempts, u.meta, u.request_id, u.priority, u.run_at, u.timeout_ms
+    FROM u;
+END
+$$;
+
+DROP FUNCTION skipper.running_bound(text, integer, integer, text, text);
+DROP TABLE skipper.running_bounds;
+"""#
+        ),
+        EmbeddedMigration(
+            version: 11, name: "dashboard_stats",
+            up: #"""
+-- What the dashboard charts: per minute and queue, the jobs that finished (completed, failed, cancelled) and how
+-- long they waited from due to started (p50 and p99), rolled up by the runners' maintenance from the job table's
+-- finished_at index. A chart reads at most 1,440 rows a day, never the jobs themselves.
+CREATE TABLE skipper.stats_minutely (
+    minute         timestamptz      NOT NULL,
+    -- The queue, or '' for all queues together (percentiles cannot be added up afterwards).
+    queue          text             NOT NULL,
+    completed      bigint           NOT NULL,
+    failed         bigint           NOT NULL,
+    cancelled      bigint           NOT NULL,
+    -- Of the jobs that finished in this minute and had started: started_at - run_at, in milliseconds.
+    latency_p50_ms double precision,
+    latency_p99_ms double precision,
+    PRIMARY KEY (queue, minute)
+);
+COMMENT ON TABLE skipper.stats_minutely IS 'Finished jobs and their wait per minute and queue ('''' = all queues), kept 8 days; filled by skipper.roll_up_stats().';
+
+-- How far the roll-up has come: minutes before rolled_until are in skipper.stats_minutely.
+CREATE TABLE skipper.stats_rollup (
+    one          boolean     PRIMARY KEY DEFAULT true CHECK (one),
+    rolled_until timestamptz NOT NULL
+);
+
+-- Rolls up the minutes that ended at least 10 s ago (a finish committed later than that is not counted), at most
+-- max_minutes of them per call, from where the last call stopped (the last day, the first time), skipping minutes in
+-- which nothing finished. Returns the minutes rolled up. One runner at a time (the row lock); running it twice only
+-- writes the same rows again.
+CREATE FUNCTION skipper.roll_up_stats(max_minutes integer DEFAULT 60) RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    from_ts timestamptz;
+    to_ts timestamptz;
+    first_finish timestamptz;
+BEGIN
+    SELECT s.rolled_until INTO from_ts FROM skipper.stats_rollup s FOR UPDATE;
+    IF from_ts IS NULL THEN
+        from_ts := date_trunc('minute', now()) - interval '1 day';
+        INSERT INTO skipper.stats_rollup (rolled_until) VALUES (from_ts) ON CONFLICT (one) DO NOTHING;
+        SELECT s.rolled_until INTO from_ts FROM skipper.stats_rollup s FOR UPDATE;
+    END IF;
+    -- Minutes in which nothing finished are skipped at once (a runner-less night costs one index probe).
+    SELECT date_trunc('minute', min(j.finished_at)) INTO first_finish FROM skipper.jobs j WHERE j.finished_at >= from_ts;
+    from_ts := greatest(from_ts, least(coalesce(first_finish, 'infinity'), date_trunc('minute', now() - interval '10 seconds')));
+    to_ts := least(date_trunc('minute', now() - interval '10 seconds'), from_ts + greatest(max_minutes, 1) * interval '1 minute');
+    IF to_ts <= from_ts THEN
+        UPDATE skipper.stats_rollup SET rolled_until = from_ts;
+        RETURN 0;
+    END IF;
+    INSERT INTO skipper.stats_minutely AS s (minute, queue, completed, failed, cancelled, latency_p50_ms, latency_p99_ms)
+    SELECT f.minute, coalesce(f.queue, ''),
+           count(*) FILTER (WHERE f.status = 'COMPLETED'),
+           count(*) FILTER (WHERE f.status = 'FAILED'),
+           count(*) FILTER (WHERE f.status = 'CANCELLED'),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY f.wait_ms) FILTER (WHERE f.wait_ms IS NOT NULL),
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY f.wait_ms) FILTER (WHERE f.wait_ms IS NOT NULL)
+    FROM (SELECT date_trunc('minute', j.finished_at) AS minute, j.queue, j.status,
+                 greatest(extract(epoch FROM j.started_at - j.run_at) * 1000, 0)::double precision AS wait_ms
+          FROM skipper.jobs j
+          WHERE j.finished_at >= from_ts AND j.finished_at < to_ts AND j.status IN ('COMPLETED', 'FAILED', 'CANCELLED')) f
+    GROUP BY GROUPING SETS ((f.minute, f.queue), (f.minute))
+    ON CONFLICT (queue, minute) DO UPDATE
+        SET completed = excluded.completed, failed = excluded.failed, cancelled = excluded.cancelled,
+            latency_p50_ms = excluded.latency_p50_ms, latency_p99_ms = excluded.latency_p99_ms;
+    UPDATE skipper.stats_rollup SET rolled_until = to_ts;
+    DELETE FROM skipper.stats_minutely s WHERE s.minute < now() - interval '8 days';
+    RETURN (extract(epoch FROM to_ts - from_ts) / 60)::integer;
+END
+$$;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON skipper.stats_minutely TO skipper_runner;
+GRANT SELECT, INSERT, UPDATE ON skipper.stats_rollup TO skipper_runner;
+GRANT SELECT ON skipper.stats_minutely, skipper.stats_rollup TO skipper_api;
+"""#,
+            down: #"""
+-- Without the dashboard's roll-up.
+DROP FUNCTION skipper.roll_up_stats(integer);
+DROP TABLE skipper.stats_rollup;
+DROP TABLE skipper.stats_minutely;
+"""#
+        ),
     ]
 }

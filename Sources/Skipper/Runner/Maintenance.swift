@@ -87,7 +87,7 @@ struct Maintenance: Service {
         }
     }
 
-    /// Retention and the partitions of finished jobs.
+    /// Retention, the partitions of finished jobs, and the per-minute statistics.
     func housekeeping() async {
         let store = self.store
         let retention = self.config.retention
@@ -101,6 +101,12 @@ struct Maintenance: Service {
         } catch {
             if Task.isCancelled { return }
             self.logger.warning("partition maintenance failed; trying again next round", metadata: ["error": "\(describe(error))"])
+        }
+        do {
+            // The dashboard's per-minute figures: a few minutes at a time, so a first round on a big table stays short.
+            _ = try await store.rollUpStats()
+        } catch {
+            if !Task.isCancelled { self.logger.warning("rolling up statistics failed", metadata: ["error": "\(describe(error))"]) }
         }
         do {
             let pruned = try await store.asLeader(.prune) { try await store.pruneActive(retention: retention, limit: 5000, on: $0) } ?? 0

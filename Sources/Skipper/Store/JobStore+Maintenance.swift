@@ -60,6 +60,7 @@ extension JobStore {
         case prune = 2
         case partitions = 3
         case cutover = 4
+        case stats = 5
     }
 
     /// Runs `body` in a transaction if this process wins `task`'s lock, so one runner at a time does it; returns nil

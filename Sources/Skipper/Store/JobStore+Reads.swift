@@ -7,11 +7,33 @@ public struct JobFilter: Sendable, Equatable {
     public var status: JobStatus?
     public var kind: String?
     public var queue: String?
+    /// A JSON object: only jobs whose arguments contain it (`{"merchant_id": 42}`, PostgreSQL's `@>`).
+    public var args: String?
 
-    public init(status: JobStatus? = nil, kind: String? = nil, queue: String? = nil) {
+    public init(status: JobStatus? = nil, kind: String? = nil, queue: String? = nil, args: String? = nil) {
         self.status = status
         self.kind = kind
         self.queue = queue
+        self.args = args
+    }
+
+    /// The filter as SQL conditions on `skipper.jobs j`, every value bound in `binds`.
+    func conditions(_ binds: inout PostgresBindings) throws -> [String] {
+        var conditions: [String] = []
+        func bind(_ sql: String, _ value: some PostgresEncodable & Sendable) throws {
+            try binds.append(value)
+            conditions.append(sql.replacingOccurrences(of: "?", with: "$\(binds.count)"))
+        }
+        if let status = self.status {
+            try bind("j.status = ?", status)
+            // Unfinished jobs live in the active partition only: say so, and the other partitions are not read; for
+            // finished ones, the active partition's list indexes (of jobs finished before the cutover) apply.
+            conditions.append(status.isFinished ? "j.finished_at IS NOT NULL" : "j.finished_at IS NULL")
+        }
+        if let kind = self.kind { try bind("j.kind = ?", kind) }
+        if let queue = self.queue { try bind("j.queue = ?", queue) }
+        if let args = self.args { try bind("j.args @> ?::jsonb", args) }
+        return conditions
     }
 }
 
@@ -76,21 +98,12 @@ extension JobStore {
     /// also ends once its jobs hold `byteBudget` bytes of JSON (args, errors, result, meta), with a cursor to the
     /// rest, so 1,000 jobs of 1 MiB arguments never make one 1 GB response; rows past it are not kept.
     public func list(_ filter: JobFilter, limit: Int, after: Int64?, byteBudget: Int = 4 << 20) async throws -> JobPage {
-        var conditions: [String] = []
         var binds = PostgresBindings()
-        func bind(_ sql: String, _ value: some PostgresEncodable & Sendable) throws {
-            try binds.append(value)
-            conditions.append(sql.replacingOccurrences(of: "?", with: "$\(binds.count)"))
+        var conditions = try filter.conditions(&binds)
+        if let after {
+            try binds.append(after)
+            conditions.append("j.id < $\(binds.count)")
         }
-        if let status = filter.status {
-            try bind("j.status = ?", status)
-            // Unfinished jobs live in the active partition only: say so, and the other partitions are not read; for
-            // finished ones, the active partition's list indexes (of jobs finished before the cutover) apply.
-            conditions.append(status.isFinished ? "j.finished_at IS NOT NULL" : "j.finished_at IS NULL")
-        }
-        if let kind = filter.kind { try bind("j.kind = ?", kind) }
-        if let queue = filter.queue { try bind("j.queue = ?", queue) }
-        if let after { try bind("j.id < ?", after) }
         try binds.append(Int64(limit + 1))
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         // Only fixed fragments are concatenated; every value is a bind.
