@@ -42,9 +42,10 @@ $$;
 
 -- A limit changed, or its queue or kind is gone: the bound is forgotten, under the lock claims hold while they read
 -- and raise it (so no claim in flight writes it back). While a queue or kind has no concurrency limit the fast claim
--- may start its jobs, which no bound counts.
+-- may start its jobs, which no bound counts. With the owner's rights, so whoever may change a limit may forget its
+-- bound.
 CREATE FUNCTION skipper.forget_running_bound() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     target text;
 BEGIN

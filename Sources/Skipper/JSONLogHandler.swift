@@ -18,7 +18,9 @@ public struct JSONLogHandler: LogHandler {
     public static func standardError(label: String, metadataProvider: Logger.MetadataProvider? = nil) -> JSONLogHandler {
         JSONLogHandler(label: label, metadataProvider: metadataProvider) { line in
             // One writer at a time: a long line is more than one write(2) on a pipe.
-            outputLock.withLock { _ in FileHandle.standardError.write(Data(line.utf8)) }
+            // A line that cannot be written (a full non-blocking pipe, a closed reader) is dropped, as swift-log's
+            // text handler drops it, never a crash.
+            outputLock.withLock { _ in try? FileHandle.standardError.write(contentsOf: Data(line.utf8)) }
         }
     }
 

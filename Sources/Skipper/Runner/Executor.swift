@@ -132,9 +132,6 @@ final class Executor: Service, Sendable {
         }
     }
 
-    /// Re-reads the pause flags and limits of the runner's queues and kinds every `controlsRefresh`. The fast claim
-    /// checks them itself too (it claims nothing from a queue that a stale view takes for uncontrolled), so a pause
-    /// or a new limit holds at once; this view decides how the next claims are made.
     /// Every second: the jobs running here and the lease's age, for the gauges.
     private func sampleGauges() async {
         while !Task.isCancelled {
@@ -147,6 +144,9 @@ final class Executor: Service, Sendable {
         }
     }
 
+    /// Re-reads the pause flags and limits of the runner's queues and kinds every `controlsRefresh`. The fast claim
+    /// checks them itself too (it claims nothing from a queue that a stale view takes for uncontrolled), so a pause
+    /// or a new limit holds at once; this view decides how the next claims are made.
     private func watchControls() async {
         var failed = false
         while !Task.isCancelled {
