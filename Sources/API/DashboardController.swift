@@ -42,21 +42,27 @@ struct DashboardController: Sendable {
     }
 
     @Sendable func cancelJobs(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
-        let (filter, limit, after) = Self.bulk(input)
-        let outcome = try await self.database.run { database in try await database.store.cancel(filter, limit: limit, after: after) }
-        outcome.changed.forEach(self.events.poke)
-        if !outcome.changed.isEmpty {
-            self.logger.info("jobs cancelled by filter", metadata: ["jobs": "\(outcome.changed.count)", "filter": "\(JSONValue.object(input.bodyObject).jsonText)"])
+        try await self.changeSelected(input, done: "jobs cancelled by filter") { store, filter, limit, after in
+            try await store.cancel(filter, limit: limit, after: after)
         }
-        return jsonResponse(.ok, Self.json(outcome))
     }
 
     @Sendable func retryJobs(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
+        try await self.changeSelected(input, done: "jobs retried by filter") { store, filter, limit, after in
+            try await store.retry(filter, limit: limit, after: after)
+        }
+    }
+
+    /// Runs `change` on the page of jobs the body selects; their event streams are poked and the change is logged.
+    private func changeSelected(
+        _ input: Input, done: Logger.Message,
+        _ change: @escaping @Sendable (JobStore, JobFilter, Int, Int64?) async throws -> BulkOutcome
+    ) async throws -> Response {
         let (filter, limit, after) = Self.bulk(input)
-        let outcome = try await self.database.run { database in try await database.store.retry(filter, limit: limit, after: after) }
+        let outcome = try await self.database.run { database in try await change(database.store, filter, limit, after) }
         outcome.changed.forEach(self.events.poke)
         if !outcome.changed.isEmpty {
-            self.logger.info("jobs retried by filter", metadata: ["jobs": "\(outcome.changed.count)", "filter": "\(JSONValue.object(input.bodyObject).jsonText)"])
+            self.logger.info(done, metadata: ["jobs": "\(outcome.changed.count)", "filter": "\(JSONValue.object(input.bodyObject).jsonText)"])
         }
         return jsonResponse(.ok, Self.json(outcome))
     }

@@ -21,14 +21,17 @@ final class RouteIndex: Sendable {
     func methods(for path: String) -> [HTTPRequest.Method] {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         return self.routes.withLock { routes in
-            let matching = routes.filter { route in
-                route.path.components.count == segments.count && zip(route.path.components, segments).allSatisfy { $0 ~= $1 }
-            }
+            let matching = routes.filter { Self.matches($0.path, segments) }
             guard let best = matching.map(\.path).max(by: { Self.literals($0).lexicographicallyPrecedes(Self.literals($1)) }) else {
                 return []
             }
             return matching.filter { $0.path == best }.map(\.method)
         }
+    }
+
+    /// Whether a request path's segments fit the pattern (a parameter takes any one segment).
+    private static func matches(_ pattern: RouterPath, _ segments: [Substring]) -> Bool {
+        pattern.components.count == segments.count && zip(pattern.components, segments).allSatisfy { $0 ~= $1 }
     }
 
     /// 1 for each literal segment of the pattern, 0 for the others.
@@ -41,9 +44,7 @@ final class RouteIndex: Sendable {
     func isOpen(_ path: String) -> Bool {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         return self.open.withLock { open in
-            open.contains { pattern in
-                pattern.components.count == segments.count && zip(pattern.components, segments).allSatisfy { $0 ~= $1 }
-            }
+            open.contains { Self.matches($0, segments) }
         }
     }
 }

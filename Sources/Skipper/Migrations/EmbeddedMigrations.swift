@@ -1013,8 +1013,8 @@ CREATE TABLE skipper.running_bounds (
 COMMENT ON TABLE skipper.running_bounds IS 'Upper bounds of the RUNNING jobs of concurrency-limited queues and kinds, kept by skipper.claim_limited.';
 
 -- The bound of a scope's RUNNING jobs for a claim of up to p_want jobs under limit p_limit: the kept one while it
--- leaves room for the whole claim and is younger than a second, the exact count (kept from now on) otherwise. Called
--- under the scope's lock.
+-- leaves room for the whole claim and is younger than a second, the exact count otherwise (kept while the limit is
+-- far from reached). Called under the scope's lock.
 CREATE FUNCTION skipper.running_bound(p_scope text, p_limit integer, p_want integer, p_queue text, p_kind text)
 RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1030,8 +1030,14 @@ BEGIN
     ELSE
         SELECT count(*) INTO n FROM skipper.jobs_active j WHERE j.status = 'RUNNING' AND j.kind = p_kind;
     END IF;
-    INSERT INTO skipper.running_bounds (scope, running, counted_at) VALUES (p_scope, n, clock_timestamp())
-    ON CONFLICT (scope) DO UPDATE SET running = excluded.running, counted_at = excluded.counted_at;
+    -- Kept only while it leaves room for more than this claim: a limit that binds is counted at every claim anyway,
+    -- and writing a bound it cannot use would only lengthen the claims that take turns on its lock.
+    IF p_limit - n > p_want THEN
+        INSERT INTO skipper.running_bounds (scope, running, counted_at) VALUES (p_scope, n, clock_timestamp())
+        ON CONFLICT (scope) DO UPDATE SET running = excluded.running, counted_at = excluded.counted_at;
+    ELSIF b.running IS NOT NULL THEN
+        DELETE FROM skipper.running_bounds r WHERE r.scope = p_scope;
+    END IF;
     RETURN n;
 END
 $$;

@@ -111,8 +111,7 @@ final class Completer: Service, Sendable {
                 let started = ContinuousClock.now
                 try await self.write(batch)
                 self.metrics.completerBatch.record(batch.count)
-                let took = ContinuousClock.now - started
-                self.metrics.completerWrite.recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+                self.metrics.completerWrite.record(ContinuousClock.now - started)
                 backoff.reset()
                 self.announceOpenedSlots(batch)
             } catch {

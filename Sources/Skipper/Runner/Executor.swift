@@ -350,19 +350,17 @@ final class Executor: Service, Sendable {
         case .released: context.logger.info("job released for another runner")
         case .snoozed(let delay): if debug { context.logger.debug("job snoozed", metadata: ["delay": "\(delay)"]) }
         }
-        let ranFor = self.state.withLock { $0.running[job.claim].map { ContinuousClock.now - $0.claimedAt } } ?? .zero
-        self.metrics.finished(kind: job.kind, outcome: Self.metricOutcome(outcome, job: job), after: ranFor)
         let progress = self.board.finish(job.claim)
         let limited = self.controls.withLock { $0.isLimited(queue: job.queue, kind: job.kind) }
         self.completer.submit(
             Finished(
                 claim: job.claim, outcome: outcome, processed: progress?.processed ?? -1, total: progress?.total ?? -1,
                 announce: job.meta.utf8.count > 2 && job.meta.contains(announceFinishKey), limitedQueue: limited ? job.queue : nil))
-        let wakeClaimer = self.state.withLock { state -> Bool in
-            state.running[job.claim] = nil
-            return state.waitingForSlot
+        let (wakeClaimer, started) = self.state.withLock { state in
+            (state.waitingForSlot, state.running.removeValue(forKey: job.claim)?.claimedAt)
         }
         if wakeClaimer { self.wake.signal() }
+        self.metrics.finished(kind: job.kind, outcome: Self.metricOutcome(outcome, job: job), after: started.map { .now - $0 } ?? .zero)
     }
 
     /// The outcome's name in `skipper_jobs_finished_total`: a failure is `retried` when the job has attempts left.

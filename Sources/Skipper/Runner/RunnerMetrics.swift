@@ -73,6 +73,13 @@ final class RunnerMetrics: Sendable {
     func finished(kind: String, outcome: String, after duration: Duration) {
         guard let instruments = self.kinds[kind] else { return }
         instruments.outcomes[outcome]?.increment()
-        instruments.duration.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        instruments.duration.record(duration)
+    }
+}
+
+extension CoreMetrics.Timer {
+    /// Records `duration` (swift-metrics takes nanoseconds).
+    func record(_ duration: Duration) {
+        self.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 }

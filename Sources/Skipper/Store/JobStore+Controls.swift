@@ -69,9 +69,7 @@ extension JobStore {
             ORDER BY x.queue
             """,
             logger: self.logger)
-        var queues: [String] = []
-        for try await json in rows.decode(String.self) { queues.append(json) }
-        return queues
+        return try await Self.texts(rows)
     }
 
     /// Pauses or resumes a queue (creating its row: queues are named by jobs, which may not exist yet) and returns it.
@@ -109,9 +107,7 @@ extension JobStore {
             ORDER BY x.kind
             """,
             logger: self.logger)
-        var kinds: [String] = []
-        for try await json in rows.decode(String.self) { kinds.append(json) }
-        return kinds
+        return try await Self.texts(rows)
     }
 
     /// Changes the limits of a kind a runner registered (across every queue) and returns it; nil for a kind no runner
@@ -123,6 +119,13 @@ extension JobStore {
     }
 
     /// A timestamptz column as the API writes times: RFC 3339 in UTC with milliseconds, `2026-01-31T12:00:00.000Z`.
+    /// Every row's one text column (the API's JSON, rendered by PostgreSQL), in order.
+    static func texts(_ rows: PostgresRowSequence) async throws -> [String] {
+        var texts: [String] = []
+        for try await text in rows.decode(String.self) { texts.append(text) }
+        return texts
+    }
+
     static func apiTime(_ column: String) -> String {
         #"to_char(\#(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#
     }

@@ -33,9 +33,7 @@ extension JobStore {
             ORDER BY x.host, x.pid, x.runner_id
             """,
             logger: self.logger)
-        var runners: [String] = []
-        for try await json in rows.decode(String.self) { runners.append(json) }
-        return runners
+        return try await Self.texts(rows)
     }
 
     // MARK: - Per-minute statistics
@@ -56,9 +54,7 @@ extension JobStore {
               ORDER BY s.minute) x
             """,
             logger: self.logger)
-        var minutes: [String] = []
-        for try await json in rows.decode(String.self) { minutes.append(json) }
-        return minutes
+        return try await Self.texts(rows)
     }
 
     /// Rolls up the minutes of finished jobs not yet in `skipper.stats_minutely` (at most `maxMinutes`), on one
@@ -103,16 +99,12 @@ extension JobStore {
         // A filter on another status selects nothing here.
         if let status = filter.status, !statuses.contains(status) { return outcome }
         var binds = PostgresBindings()
-        var conditions = try filter.conditions(&binds)
+        var conditions = try filter.conditions(&binds, after: after)
         if filter.status == nil {
             try binds.append(statuses.map(\.rawValue))
             conditions.append("j.status = ANY ($\(binds.count)::text[])")
         }
         if let extra { conditions.append(extra) }
-        if let after {
-            try binds.append(after)
-            conditions.append("j.id < $\(binds.count)")
-        }
         try binds.append(Int64(limit + 1))
         // Only fixed fragments are concatenated; every value is a bind.
         let query = PostgresQuery(

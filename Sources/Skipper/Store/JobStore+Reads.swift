@@ -17,8 +17,8 @@ public struct JobFilter: Sendable, Equatable {
         self.args = args
     }
 
-    /// The filter as SQL conditions on `skipper.jobs j`, every value bound in `binds`.
-    func conditions(_ binds: inout PostgresBindings) throws -> [String] {
+    /// The filter as SQL conditions on `skipper.jobs j` (and jobs older than `after`), every value bound in `binds`.
+    func conditions(_ binds: inout PostgresBindings, after: Int64? = nil) throws -> [String] {
         var conditions: [String] = []
         func bind(_ sql: String, _ value: some PostgresEncodable & Sendable) throws {
             try binds.append(value)
@@ -33,6 +33,7 @@ public struct JobFilter: Sendable, Equatable {
         if let kind = self.kind { try bind("j.kind = ?", kind) }
         if let queue = self.queue { try bind("j.queue = ?", queue) }
         if let args = self.args { try bind("j.args @> ?::jsonb", args) }
+        if let after { try bind("j.id < ?", after) }
         return conditions
     }
 }
@@ -99,11 +100,7 @@ extension JobStore {
     /// rest, so 1,000 jobs of 1 MiB arguments never make one 1 GB response; rows past it are not kept.
     public func list(_ filter: JobFilter, limit: Int, after: Int64?, byteBudget: Int = 4 << 20) async throws -> JobPage {
         var binds = PostgresBindings()
-        var conditions = try filter.conditions(&binds)
-        if let after {
-            try binds.append(after)
-            conditions.append("j.id < $\(binds.count)")
-        }
+        let conditions = try filter.conditions(&binds, after: after)
         try binds.append(Int64(limit + 1))
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         // Only fixed fragments are concatenated; every value is a bind.

@@ -49,9 +49,7 @@ extension JobStore {
         let rows = try await self.client.query(
             "SELECT \(unescaped: Self.scheduleJSON("s")) FROM skipper.schedules s WHERE \(name)::text IS NULL OR s.name = \(name) ORDER BY s.name",
             logger: self.logger)
-        var schedules: [String] = []
-        for try await json in rows.decode(String.self) { schedules.append(json) }
-        return schedules
+        return try await Self.texts(rows)
     }
 
     /// Deletes a schedule (and its ticks' record; the jobs it made stay). False when there is none.
