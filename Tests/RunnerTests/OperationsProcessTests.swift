@@ -68,6 +68,8 @@ import TestSupport
             defer { for runner in runners { runner.killNow() } }
             let start = ContinuousClock.now
             var highest = [0, 0, 0]
+            // RUNNING jobs summed over the samples: divided by the samples and the limit, how full the slots were.
+            var occupied = [0, 0, 0]
             var samples = 0
             while ContinuousClock.now - start < .seconds(60) {
                 let row = try await db.query(
@@ -76,9 +78,12 @@ import TestSupport
                            (SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM skipper.jobs
                                                              WHERE status = 'RUNNING' AND queue = 'q-part'
                                                              GROUP BY args->>'merchant_id') m),
-                           (SELECT count(*) FROM skipper.jobs WHERE status = 'RUNNING' AND kind = 'trace')
+                           (SELECT count(*) FROM skipper.jobs WHERE status = 'RUNNING' AND kind = 'trace'),
+                           (SELECT count(*) FROM skipper.jobs WHERE status = 'RUNNING' AND queue = 'q-part')
                     """)[0]
-                for (index, value) in row.enumerated() { highest[index] = max(highest[index], Int(value ?? "") ?? 0) }
+                let counts = row.map { Int($0 ?? "") ?? 0 }
+                for index in 0..<3 { highest[index] = max(highest[index], counts[index]) }
+                for (index, slot) in [0, 3, 2].enumerated() { occupied[index] += counts[slot] }
                 samples += 1
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -87,15 +92,21 @@ import TestSupport
             #expect(highest[0] <= 10 && highest[0] >= 8, "q-conc: at most 10 RUNNING, got \(highest[0])")
             #expect(highest[1] == 1, "q-part: at most 1 RUNNING per merchant, got \(highest[1])")
             #expect(highest[2] <= 3 && highest[2] >= 2, "trace: at most 3 RUNNING, got \(highest[2])")
-            // Throughput: 10 × 200 ms jobs is 50 jobs/s, 5 merchants × 200 ms is 25/s, 3 × 300 ms is 10/s; each slot
-            // also spends the finish's write and the next claim (86–89 % of these figures were measured on an idle
-            // 2-core machine; the bounds leave room for a loaded one).
-            let (conc, part, trace) = (60 * 50 * 3 / 4, 60 * 25 * 3 / 4, 60 * 10 * 3 / 4)
+            // Throughput, "not starved": a limit's slots are kept full. The mean RUNNING count over the samples, as a
+            // share of the limit, was 0.85–0.92 on an idle 2-core machine; it does not depend on how fast the machine
+            // is, so it is the assertion. Completions do (each slot also spends the finish's write and the next claim:
+            // 86–89 % of the theoretical 50, 25 and 10 jobs/s on an idle machine, 65–70 % on a loaded one), so they
+            // only get a floor against gross slowness.
+            let fill = zip(occupied, [10.0, 5.0, 3.0]).map { Double($0) / Double(samples) / $1 }
+            let (conc, part, trace) = (60 * 50 * 55 / 100, 60 * 25 * 55 / 100, 60 * 10 * 55 / 100)
             let done = try await db.query(
                 "SELECT queue, count(*) FROM skipper.jobs WHERE status = 'COMPLETED' GROUP BY queue ORDER BY queue")
             let completed = Dictionary(uniqueKeysWithValues: done.map { ($0[0] ?? "", Int($0[1] ?? "") ?? 0) })
-            print("limits over a minute: highest RUNNING \(highest) in \(samples) samples; completed \(completed.sorted { $0.key < $1.key })")
-            #expect((completed["q-conc"] ?? 0) >= conc, "q-conc completed \(completed); \(log)")
+            print("limits over a minute: highest RUNNING \(highest) in \(samples) samples, slots filled \(fill); completed \(completed.sorted { $0.key < $1.key })")
+            for (name, share) in zip(["q-conc", "q-part", "trace"], fill) {
+                #expect(share >= 0.75, "\(name): slots filled \(share) of the time; \(log)")
+            }
+            #expect((completed["q-conc"] ?? 0) >= conc, "q-conc completed \(completed)")
             #expect((completed["q-part"] ?? 0) >= part, "q-part completed \(completed)")
             #expect((completed["q-k1"] ?? 0) + (completed["q-k2"] ?? 0) >= trace, "trace completed \(completed)")
             // The rate: at most 20 starts in any 5 s window, and 240 (± 5 %) in the minute from the first.
