@@ -28,6 +28,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // Trace context from request to job: spans through swift-distributed-tracing, exported (when configured)
+        // by swift-otel over OTLP/HTTP only; its gRPC exporter (a trait on by default) is left out of the build.
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
         // The API contract's tests: OpenAPIKit parses and validates the served document, and a client generated
         // from the committed copy (swift-openapi-generator's build plugin) drives a live API.
         .package(url: "https://github.com/mattpolzin/OpenAPIKit", from: "6.4.0"),
@@ -58,6 +62,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 // The runner's instruments (skipper-runner exports them to Prometheus; an application, to its backend).
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                // Each execution a span in the trace the job was submitted in, for the tracer the application bootstraps.
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // The shop's job kinds and their SQL.
@@ -94,6 +100,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                // OTEL_TRACES_EXPORTER=otlp: the jobs' spans, exported over OTLP/HTTP.
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // libpq, for running multi-statement migration files with the simple-query protocol.
@@ -125,7 +134,13 @@ let package = Package(
             dependencies: ["Skipper", "Shop", .product(name: "PostgresNIO", package: "postgres-nio")],
             path: "Tests/TestRunner"
         ),
-        .testTarget(name: "SkipperTests", dependencies: ["Skipper", "SkipperTesting", "TestSupport"]),
+        .testTarget(
+            name: "SkipperTests",
+            dependencies: [
+                "Skipper", "SkipperTesting", "TestSupport",
+                // A propagator of the test's own, bootstrapped to see a trace go from enqueue to execution.
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+            ]),
         .testTarget(name: "ShopTests", dependencies: ["Shop", "TestSupport"]),
         .testTarget(
             name: "APITests",

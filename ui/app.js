@@ -871,6 +871,8 @@
           job.snoozed ? field('Snoozed', String(job.snoozed) + '×') : null,
           field('Unique key', job.unique_key ? h('span', { class: 'mono' }, job.unique_key) : h('span', { class: 'muted' }, 'none')),
           meta.request_id ? field('Request ID', h('span', { class: 'mono small' }, meta.request_id)) : null,
+          typeof meta.traceparent === 'string' && meta.traceparent.length >= 35
+            ? field('Trace ID', h('span', { class: 'mono small' }, meta.traceparent.slice(3, 35))) : null,
           meta.schedule ? field('Schedule', h('a', { href: '#/schedules' }, meta.schedule)) : null,
           job.download_url ? field('File', h('button', {
             type: 'button', class: 'link-button', 'data-test': 'download',

@@ -42,7 +42,7 @@ struct JobsController: Sendable {
         if let timeout = body.string("timeout") {
             options.timeout = try APIError.duration(timeout, field: "timeout", in: .milliseconds(1) ... .milliseconds(Int64(Int32.max)))
         }
-        options.meta = ["request_id": context.requestID]
+        options.meta = TraceContext.jobMeta(request, context: context)
         try self.arguments.check(kind: kind, args: args)
         let submitted = options
         let kinds = self.kinds

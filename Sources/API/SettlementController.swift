@@ -23,7 +23,7 @@ struct SettlementController: Sendable {
         // POST /jobs would.
         let json = JSONValue.object(input.bodyObject).jsonText
         try self.arguments.check(kind: Settlement.kind, args: json, prefix: "")
-        let options = JobOptions(maxAttempts: 5, meta: ["request_id": context.requestID])
+        let options = JobOptions(maxAttempts: 5, meta: TraceContext.jobMeta(request, context: context))
         let (job, _) = try await self.database.run { database in try await database.client.submit(kind: Settlement.kind, argsJSON: json, options: options) }
         return jsonResponse(.accepted, #"{"job_id":\#(job.id),"status":"QUEUED"}"#, headers: [.location: "/jobs/\(job.id)"])
     }

@@ -1,9 +1,11 @@
 import Foundation
 import Logging
+import OTel
 import PostgresNIO
 import ServiceLifecycle
 import Shop
 import Skipper
+import Tracing
 
 /// skipper-runner: claims jobs from skipper.jobs and runs them; run as many as you like.
 @main
@@ -18,6 +20,7 @@ struct RunnerCommand {
             config = try SkipperConfig()
             runnerConfig = try RunnerConfig.fromEnvironment()
             if let port = environment["METRICS_PORT"], !port.isEmpty { metricsPort = try ConfigError.port(port, name: "METRICS_PORT") }
+            _ = try Self.exportsTraces(environment)
             // The shop's nightly settlement of yesterday: NIGHTLY_SETTLEMENT is its cron (UTC), or "off".
             let nightly = ProcessInfo.processInfo.environment["NIGHTLY_SETTLEMENT"] ?? "0 2 * * *"
             if nightly != "off" {
@@ -33,6 +36,14 @@ struct RunnerCommand {
         }
         config.logFormat.bootstrap(level: config.logLevel)
         let logger = Logger(label: "skipper.runner")
+        // Before the runner is made, which asks once whether a tracer is there to make spans for.
+        let tracing: (any Service)?
+        do {
+            tracing = try Self.bootstrapTracing(environment: environment, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("skipper-runner: OTEL_TRACES_EXPORTER=otlp, but the exporter cannot start: \(error)\n".utf8))
+            exit(1)
+        }
         // Before the runner makes its instruments, so they report to Prometheus.
         let metrics = metricsPort.map { port in
             MetricsEndpoint(port: port, host: environment["METRICS_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1", logger: logger)
@@ -57,7 +68,9 @@ struct RunnerCommand {
             logger.critical("cannot start the runner", metadata: ["error": "\(error)"])
             exit(1)
         }
+        // Stopped in the reverse order: the runner first, so its last jobs' spans are exported before the exporter stops.
         var services: [any Service] = [postgres, control]
+        if let tracing { services.append(tracing) }
         if let metrics { services.append(metrics) }
         services.append(runner)
         var group = ServiceGroupConfiguration(
@@ -72,5 +85,51 @@ struct RunnerCommand {
             logger.critical("runner stopped on an error", metadata: ["error": "\(error)"])
             exit(1)
         }
+    }
+
+    /// `OTEL_TRACES_EXPORTER=otlp`: each job's execution becomes a span in the trace it was submitted in, exported
+    /// by swift-otel over OTLP/HTTP, configured by the standard variables (`OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` `http/protobuf` or `http/json`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`,
+    /// `OTEL_BSP_SCHEDULE_DELAY`...). Only traces: logs and metrics have their own (`LOG_FORMAT`, `METRICS_PORT`).
+    /// Unset (or `none`), no tracer is bootstrapped and no span is made; the log lines carry `trace_id` either way.
+    static func bootstrapTracing(environment: [String: String], logger: Logger) throws -> (any Service)? {
+        guard try Self.exportsTraces(environment) else { return nil }
+        var configuration = OTel.Configuration.default
+        configuration.serviceName = "skipper-runner"
+        configuration.logs.enabled = false
+        configuration.metrics.enabled = false
+        configuration.traces.enabled = true
+        // The exporter's own messages go through the process's logging (LOG_FORMAT=json keeps every line JSON), from
+        // warnings up unless OTEL_LOG_LEVEL says otherwise: the configuration it read is not worth a line per variable.
+        configuration.diagnosticLogger = .custom(Logger(label: "skipper.otel"))
+        configuration.diagnosticLogLevel = .warning
+        // A collector that does not answer holds the exit (after the jobs are done) at most this long per batch, not
+        // the 30 s of the defaults (OTEL_BSP_EXPORT_TIMEOUT and OTEL_EXPORTER_OTLP_TIMEOUT still say otherwise).
+        configuration.traces.batchSpanProcessor.exportTimeout = .seconds(5)
+        configuration.traces.otlpExporter.timeout = .seconds(5)
+        let (tracer, service) = try OTel.makeTracingBackend(configuration: configuration)
+        InstrumentationSystem.bootstrap(tracer)
+        logger.info(
+            "tracing: each job's execution is a span, exported over OTLP",
+            metadata: ["endpoint": "\(environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? environment["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? "default")"])
+        return service
+    }
+
+    /// Whether `OTEL_TRACES_EXPORTER` asks for spans (`otlp`; unset, empty or `none`: no), refusing at start what
+    /// this build cannot export (swift-otel stops the process on those): other exporters, and OTLP over gRPC.
+    static func exportsTraces(_ environment: [String: String]) throws -> Bool {
+        let exporter = (environment["OTEL_TRACES_EXPORTER"] ?? "").lowercased()
+        guard !exporter.isEmpty, exporter != "none" else { return false }
+        guard exporter == "otlp" else {
+            throw ConfigError(name: "OTEL_TRACES_EXPORTER", message: "must be otlp or none, not '\(exporter)'")
+        }
+        for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+            guard let value = environment[name], !value.isEmpty else { continue }
+            guard ["http/protobuf", "http/json"].contains(value.lowercased()) else {
+                throw ConfigError(name: name, message: "must be http/protobuf or http/json (this build exports OTLP over HTTP only), not '\(value)'")
+            }
+            break
+        }
+        return true
     }
 }

@@ -21,6 +21,8 @@ public struct JobContext: Sendable {
     public let meta: String
     /// `meta.request_id`: the X-Request-ID of the API request that submitted the job.
     public let requestID: String?
+    /// `meta.traceparent`: the trace the job belongs to (the submitter's, or one the API started), when valid.
+    public let traceParent: TraceParent?
     let runnerLogger: Logger
     /// The runner's Postgres client, for the handler's own queries.
     public let postgres: PostgresClient
@@ -50,6 +52,7 @@ public struct JobContext: Sendable {
         self.maxAttempts = maxAttempts
         self.meta = meta
         self.requestID = requestID
+        self.traceParent = TraceParent.inMeta(meta)
         self.runnerLogger = runnerLogger
         self.postgres = postgres
         self.canceller = canceller ?? postgres
@@ -64,7 +67,8 @@ public struct JobContext: Sendable {
     /// The claim this attempt holds.
     public var claim: Claim { Claim(jobID: self.jobID, lease: self.lease) }
 
-    /// A logger with `job.id`, `job.kind`, `job.attempt`, `job.lease` (and `request.id` when the job has one). Made
+    /// A logger with `job.id`, `job.kind`, `job.attempt`, `job.lease` (and `request.id` and `trace_id` when the job
+    /// has them). Made
     /// on each use (the metadata is set in one step); keep it in a local when logging a lot.
     public var logger: Logger {
         var logger = self.runnerLogger
@@ -74,6 +78,7 @@ public struct JobContext: Sendable {
         metadata["job.attempt"] = "\(self.attempt)"
         metadata["job.lease"] = "\(self.lease)"
         if let requestID = self.requestID { metadata["request.id"] = "\(requestID)" }
+        if let traceParent = self.traceParent { metadata["trace_id"] = "\(traceParent.traceID)" }
         logger.handler.metadata = metadata
         return logger
     }

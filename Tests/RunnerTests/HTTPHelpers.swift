@@ -5,10 +5,13 @@ import FoundationNetworking
 #endif
 
 /// One HTTP request to a server a test started: status and body.
-func http(_ method: String, _ url: String, _ body: String? = nil, timeout: TimeInterval = 10) async throws -> (status: Int, body: String) {
+func http(
+    _ method: String, _ url: String, _ body: String? = nil, headers: [String: String] = [:], timeout: TimeInterval = 10
+) async throws -> (status: Int, body: String) {
     var request = URLRequest(url: URL(string: url)!)
     request.httpMethod = method
     request.timeoutInterval = timeout
+    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
     if let body {
         request.httpBody = Data(body.utf8)
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")

@@ -13,6 +13,17 @@ enum APIParameters {
         "X-Request-ID", in: .header, schema: .string(),
         description: "The request's id for logs and the job's meta: kept when 1 to 128 printable ASCII characters, else replaced by a generated UUID",
         componentName: "RequestID")
+
+    /// Taken by the operations that submit jobs: the trace the job joins (``TraceContext``).
+    static let traceparent = Endpoint.Parameter(
+        "traceparent", in: .header, schema: .string(),
+        description: "W3C trace context: the submitter's trace and span (`00-<trace id>-<span id>-<flags>`), kept in the job's meta for the runner to continue; when it is missing or not valid, the API starts a new trace",
+        componentName: "TraceParent")
+
+    static let tracestate = Endpoint.Parameter(
+        "tracestate", in: .header, schema: .string(),
+        description: "W3C trace context's vendor data, kept in the job's meta with a valid traceparent (at most 512 printable ASCII characters, else dropped)",
+        componentName: "TraceState")
 }
 
 /// Response headers many responses share.

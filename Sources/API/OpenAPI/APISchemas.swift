@@ -70,7 +70,7 @@ enum APISchemas {
                     description: "One entry per failed attempt, oldest first"),
                 required: true),
             Property("result", Schema(.any, description: "What the handler returned (any JSON), or null"), required: true),
-            Property("meta", Schema(.anyObject(noNUL: false), description: "request_id and other submitter data"), required: true),
+            Property("meta", Schema(.anyObject(noNUL: false), description: "request_id, traceparent (and tracestate) of the submitting request, and other submitter data"), required: true),
             Property("download_url", Schema.string(description: "Where the job's file downloads from; null when it has none").orNull, required: true),
         ], closed: false, name: "Job")
 

@@ -5,8 +5,10 @@ extension Endpoint {
         description: """
             The answer comes once the job has committed. Submissions arriving together share one INSERT and one commit. \
             A 503 after the database deadline means the job was not stored, unless PostgreSQL was slow rather than \
-            unreachable; submit with a unique_key when a retry must not duplicate the job.
+            unreachable; submit with a unique_key when a retry must not duplicate the job. The job's `meta` keeps the \
+            request's id and its trace context (`traceparent`, sent or started here), which the runner continues.
             """,
+        parameters: [APIParameters.traceparent, APIParameters.tracestate],
         body: RequestBody(schema: APISchemas.newJob),
         responses: [
             .json(200, "A QUEUED job already holds the unique_key: that job, as it is", APISchemas.job, headers: [APIHeaders.location]),

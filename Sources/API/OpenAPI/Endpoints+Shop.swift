@@ -4,6 +4,7 @@ extension Endpoint {
         .post, "/jobs/settlement", id: "submitSettlement", tag: "shop",
         summary: "Settle the PAID transactions of a date range per merchant per day, with a CSV of the result",
         description: "The body is the settlement job's arguments, checked as POST /jobs checks them for kind `settlement`: the same mistake gets the same error (422 INVALID_ARGS naming the field).",
+        parameters: [APIParameters.traceparent, APIParameters.tracestate],
         body: RequestBody(schema: APISchemas.settlementRequest, checks: .fieldNames),
         responses: [
             .json(202, "Queued", APISchemas.settlementQueued, headers: [APIHeaders.location]),

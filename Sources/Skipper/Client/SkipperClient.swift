@@ -37,6 +37,7 @@ public final class SkipperClient: Service, Sendable {
     /// Enqueues one job with arguments given as JSON text (an object).
     @discardableResult
     public func enqueue(kind: String, argsJSON: String = "{}", options: JobOptions = JobOptions()) async throws -> EnqueuedJob {
+        let options = options.withCurrentTrace()
         guard options.uniqueKey == nil else {
             let job = try await self.store.insert(kind: kind, args: argsJSON, options: options, on: nil)
             if job.inserted { self.notifier.inserted(queue: options.queue) }
@@ -60,6 +61,7 @@ public final class SkipperClient: Service, Sendable {
     /// submissions made concurrently share one INSERT and one commit (``SubmitBatcher``); with one, a QUEUED job
     /// holding the key is returned instead (`inserted` false).
     public func submit(kind: String, argsJSON: String, options: JobOptions) async throws -> (job: EnqueuedJob, record: JobRecord) {
+        let options = options.withCurrentTrace()
         let submitted: (job: EnqueuedJob, record: JobRecord)
         if options.uniqueKey != nil {
             submitted = try await self.store.submitUnique(kind: kind, args: argsJSON, options: options)
@@ -81,6 +83,8 @@ public final class SkipperClient: Service, Sendable {
     /// Enqueues many jobs with one statement; returns the ids inserted (unique-key duplicates are skipped).
     @discardableResult
     public func enqueueMany(_ jobs: [NewJob]) async throws -> [Int64] {
+        var jobs = jobs
+        for index in jobs.indices { jobs[index].options = jobs[index].options.withCurrentTrace() }
         let ids = try await self.store.insertMany(jobs, on: nil)
         for queue in Set(jobs.map(\.options.queue)) { self.notifier.inserted(queue: queue) }
         return ids
@@ -155,6 +159,7 @@ public final class TransactionEnqueuer: Sendable {
     /// already has, returns that job (`inserted` false).
     @discardableResult
     public func enqueue(kind: String, argsJSON: String = "{}", options: JobOptions = JobOptions()) async throws -> EnqueuedJob {
+        let options = options.withCurrentTrace()
         let job = try await self.store.insert(kind: kind, args: argsJSON, options: options, on: self.connection)
         if job.inserted { _ = self.touched.withLock { $0.insert(options.queue) } }
         return job

@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Claims jobs in batches sized to the free slots and runs each in its own task; on shutdown, stops claiming,
 /// gives running jobs the grace period, then cancels and releases them. Its bookkeeping is by claim (job and lease
@@ -64,6 +65,9 @@ final class Executor: Service, Sendable {
     private let state = Mutex(State())
     /// The kinds this runner claims: only those it has handlers for.
     private let kinds: [String]
+    /// Whether a tracer was bootstrapped (swift-distributed-tracing's `InstrumentationSystem`) before the runner was
+    /// made: then each execution is a span, continuing the trace in the job's meta. Without one, no span is made.
+    private let tracing: Bool
 
     init(
         store: JobStore, handlers: [String: AnyJobHandler], config: RunnerConfig, runnerID: String, logger: Logger,
@@ -76,6 +80,7 @@ final class Executor: Service, Sendable {
         self.store = store
         self.handlers = handlers
         self.kinds = handlers.keys.sorted()
+        self.tracing = !(InstrumentationSystem.instrument is NoOpTracer)
         self.config = config
         self.runnerID = runnerID
         self.logger = logger
@@ -324,19 +329,9 @@ final class Executor: Service, Sendable {
         if debug { context.logger.debug("job started") }
         let outcome: Finished.Outcome
         if let handler = self.handlers[job.kind] {
-            let timer = (job.timeout ?? handler.timeout).map { limit in Task { await self.enforce(limit, on: job.claim) } }
-            do {
-                let result = try await handler.execute(job.args, context)
-                // Past its deadline the attempt has failed, even if the handler ignored the cancel and finished.
-                if case .timedOut? = self.state.withLock({ $0.running[job.claim]?.stopReason }) {
-                    outcome = self.outcome(of: CancellationError(), job: job, handler: handler)
-                } else {
-                    outcome = .completed(result: result)
-                }
-            } catch {
-                outcome = self.outcome(of: error, job: job, handler: handler)
-            }
-            timer?.cancel()
+            outcome = self.tracing
+                ? await self.traced(job, context) { await self.run(handler, job, context) }
+                : await self.run(handler, job, context)
         } else {
             // The claim takes only kinds this runner handles; should one slip through (a kind renamed under a running
             // process?), it goes back for a runner that has the handler, never FAILED by one that has not.
@@ -361,6 +356,51 @@ final class Executor: Service, Sendable {
         }
         if wakeClaimer { self.wake.signal() }
         self.metrics.finished(kind: job.kind, outcome: Self.metricOutcome(outcome, job: job), after: started.map { .now - $0 } ?? .zero)
+    }
+
+    /// Runs the handler under the job's time limit: what the attempt came to.
+    private func run(_ handler: AnyJobHandler, _ job: ClaimedJob, _ context: JobContext) async -> Finished.Outcome {
+        let timer = (job.timeout ?? handler.timeout).map { limit in Task { await self.enforce(limit, on: job.claim) } }
+        defer { timer?.cancel() }
+        do {
+            let result = try await handler.execute(job.args, context)
+            // Past its deadline the attempt has failed, even if the handler ignored the cancel and finished.
+            if case .timedOut? = self.state.withLock({ $0.running[job.claim]?.stopReason }) {
+                return self.outcome(of: CancellationError(), job: job, handler: handler)
+            }
+            return .completed(result: result)
+        } catch {
+            return self.outcome(of: error, job: job, handler: handler)
+        }
+    }
+
+    /// Runs `body` in a consumer span named after the kind, continuing the trace in the job's meta (`traceparent`
+    /// and `tracestate`, as the API or an enqueuing span left them), or starting one when it has none. The span
+    /// carries the job's id, queue, kind, attempt and outcome, and an error status when the attempt failed.
+    private func traced(_ job: ClaimedJob, _ context: JobContext, _ body: () async -> Finished.Outcome) async -> Finished.Outcome {
+        var parent = ServiceContext.topLevel
+        if let traceParent = context.traceParent {
+            var carrier = [TraceParent.metaKey: traceParent.description]
+            if job.meta.contains(#""\#(TraceParent.stateMetaKey)""#),
+                let object = try? JSONSerialization.jsonObject(with: Data(job.meta.utf8)) as? [String: Any],
+                let state = object[TraceParent.stateMetaKey] as? String
+            {
+                carrier[TraceParent.stateMetaKey] = state
+            }
+            InstrumentationSystem.instrument.extract(carrier, into: &parent, using: MetaExtractor())
+        }
+        return await withSpan(job.kind, context: parent, ofKind: .consumer) { span in
+            span.attributes["messaging.system"] = "skipper"
+            span.attributes["messaging.operation.type"] = "process"
+            span.attributes["messaging.destination.name"] = job.queue
+            span.attributes["messaging.message.id"] = "\(job.id)"
+            span.attributes["skipper.job.kind"] = job.kind
+            span.attributes["skipper.job.attempt"] = Int(job.attempt)
+            let outcome = await body()
+            span.attributes["skipper.job.outcome"] = Self.metricOutcome(outcome, job: job)
+            if case .failed(let error, _, _) = outcome { span.setStatus(SpanStatus(code: .error, message: error)) }
+            return outcome
+        }
     }
 
     /// The outcome's name in `skipper_jobs_finished_total`: a failure is `retried` when the job has attempts left.
