@@ -13,9 +13,10 @@ enum TraceContext {
         // Two traceparent headers are no trace context at all (the specification's rule).
         if headers.count == 1, let parent = TraceParent(headers[0]) {
             meta[TraceParent.metaKey] = parent.description
-            let states = request.headers[values: .tracestate].joined(separator: ",")
-            if !states.isEmpty, states.utf8.count <= 512, states.utf8.allSatisfy({ (0x20...0x7e).contains($0) }) {
-                meta[TraceParent.stateMetaKey] = states
+            // Vendors' data, kept only when it parses: one that does not is not propagated (the specification's rule).
+            let states = request.headers[values: .tracestate]
+            if !states.isEmpty, let state = TraceParent.validState(states.joined(separator: ",")) {
+                meta[TraceParent.stateMetaKey] = state
             }
         } else {
             meta[TraceParent.metaKey] = TraceParent.random().description

@@ -107,6 +107,13 @@ struct RunnerCommand {
         // the 30 s of the defaults (OTEL_BSP_EXPORT_TIMEOUT and OTEL_EXPORTER_OTLP_TIMEOUT still say otherwise).
         configuration.traces.batchSpanProcessor.exportTimeout = .seconds(5)
         configuration.traces.otlpExporter.timeout = .seconds(5)
+        // The trace a job carries is W3C trace context, whatever else the environment propagates; swift-otel stops
+        // the process on the propagators it lacks (baggage among them, which OTel's own default lists).
+        configuration.propagators = [.traceContext]
+        if let propagators = environment["OTEL_PROPAGATORS"], propagators != "tracecontext" {
+            logger.notice("OTEL_PROPAGATORS is ignored: a job's trace travels as W3C trace context", metadata: ["OTEL_PROPAGATORS": "\(propagators)"])
+            unsetenv("OTEL_PROPAGATORS")
+        }
         let (tracer, service) = try OTel.makeTracingBackend(configuration: configuration)
         InstrumentationSystem.bootstrap(tracer)
         logger.info(
@@ -115,20 +122,29 @@ struct RunnerCommand {
         return service
     }
 
-    /// Whether `OTEL_TRACES_EXPORTER` asks for spans (`otlp`; unset, empty or `none`: no), refusing at start what
-    /// this build cannot export (swift-otel stops the process on those): other exporters, and OTLP over gRPC.
+    /// Whether `OTEL_TRACES_EXPORTER` asks for spans (`otlp`; unset, empty or `none`, or `OTEL_SDK_DISABLED=true`:
+    /// no), refusing at start what this build cannot do, where swift-otel would stop the process with a crash or
+    /// hang it: other exporters, OTLP over gRPC, the Jaeger-remote and X-Ray samplers, batch sizes, queue sizes,
+    /// delays or timeouts below 1.
     static func exportsTraces(_ environment: [String: String]) throws -> Bool {
-        let exporter = (environment["OTEL_TRACES_EXPORTER"] ?? "").lowercased()
-        guard !exporter.isEmpty, exporter != "none" else { return false }
+        func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        guard let exporter = value("OTEL_TRACES_EXPORTER"), exporter != "none" else { return false }
+        guard value("OTEL_SDK_DISABLED")?.lowercased() != "true" else { return false }
         guard exporter == "otlp" else {
             throw ConfigError(name: "OTEL_TRACES_EXPORTER", message: "must be otlp or none, not '\(exporter)'")
         }
-        for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
-            guard let value = environment[name], !value.isEmpty else { continue }
-            guard ["http/protobuf", "http/json"].contains(value.lowercased()) else {
-                throw ConfigError(name: name, message: "must be http/protobuf or http/json (this build exports OTLP over HTTP only), not '\(value)'")
+        let protocolName = value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") != nil ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" : "OTEL_EXPORTER_OTLP_PROTOCOL"
+        if let protocolValue = value(protocolName), !["http/protobuf", "http/json"].contains(protocolValue) {
+            throw ConfigError(name: protocolName, message: "must be http/protobuf or http/json (this build exports OTLP over HTTP only), not '\(protocolValue)'")
+        }
+        let samplers = ["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"]
+        if let sampler = value("OTEL_TRACES_SAMPLER"), !samplers.contains(sampler) {
+            throw ConfigError(name: "OTEL_TRACES_SAMPLER", message: "must be one of \(samplers.joined(separator: ", ")), not '\(sampler)'")
+        }
+        for name in ["OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] {
+            if let number = value(name), (Int(number) ?? 0) < 1 {
+                throw ConfigError(name: name, message: "must be a whole number of at least 1, not '\(number)'")
             }
-            break
         }
         return true
     }

@@ -22,7 +22,8 @@ public struct JobContext: Sendable {
     /// `meta.request_id`: the X-Request-ID of the API request that submitted the job.
     public let requestID: String?
     /// `meta.traceparent`: the trace the job belongs to (the submitter's, or one the API started), when valid.
-    public let traceParent: TraceParent?
+    /// Read from `meta` on each use.
+    public var traceParent: TraceParent? { TraceParent.inMeta(self.meta) }
     let runnerLogger: Logger
     /// The runner's Postgres client, for the handler's own queries.
     public let postgres: PostgresClient
@@ -52,7 +53,6 @@ public struct JobContext: Sendable {
         self.maxAttempts = maxAttempts
         self.meta = meta
         self.requestID = requestID
-        self.traceParent = TraceParent.inMeta(meta)
         self.runnerLogger = runnerLogger
         self.postgres = postgres
         self.canceller = canceller ?? postgres

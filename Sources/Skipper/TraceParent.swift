@@ -1,3 +1,4 @@
+import Foundation
 import Instrumentation
 import ServiceContextModule
 
@@ -36,9 +37,14 @@ public struct TraceParent: Sendable, Hashable, CustomStringConvertible {
     /// A new trace, sampled: for a job submitted without one. Ids are random (an all-zero one, which the
     /// specification forbids, is drawn again).
     public static func random() -> TraceParent {
-        func hex(_ count: Int) -> String { String((0..<count).map { _ in "0123456789abcdef".randomElement()! }) }
+        func hex(_ value: UInt64) -> String {
+            let digits = String(value, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }
         while true {
-            if let parent = TraceParent("00-\(hex(32))-\(hex(16))-01") { return parent }
+            if let parent = TraceParent("00-\(hex(.random(in: .min ... .max)))\(hex(.random(in: .min ... .max)))-\(hex(.random(in: .min ... .max)))-01") {
+                return parent
+            }
         }
     }
 
@@ -48,6 +54,51 @@ public struct TraceParent: Sendable, Hashable, CustomStringConvertible {
     private static func isHex(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
     }
+
+    /// A `tracestate` header (the values of all of a request's `tracestate` headers, joined with commas) as the
+    /// specification allows it: at most 32 comma-separated `key=value` members (empty ones ignored), keys
+    /// `[a-z][a-z0-9_*/-]{0,255}` or `tenant@system`, values of printable ASCII without `,` or `=` and not ending in a
+    /// space, 512 characters in all. The members, normalized (`a=1,b=2`), or nil: a state that does not parse is not
+    /// propagated at all.
+    public static func validState(_ header: String) -> String? {
+        var members: [String] = []
+        for raw in header.split(separator: ",", omittingEmptySubsequences: false) {
+            let member = raw.trimmingCharacters(in: .init(charactersIn: " \t"))
+            if member.isEmpty { continue }
+            guard let equals = member.firstIndex(of: "="),
+                Self.isStateKey(member[..<equals]), Self.isStateValue(member[member.index(after: equals)...])
+            else { return nil }
+            members.append(member)
+        }
+        let state = members.joined(separator: ",")
+        guard !members.isEmpty, members.count <= 32, state.utf8.count <= 512 else { return nil }
+        return state
+    }
+
+    private static func isStateKey(_ key: Substring) -> Bool {
+        func part(_ text: Substring, first: (UInt8) -> Bool, maxLength: Int) -> Bool {
+            let bytes = Array(text.utf8)
+            guard let head = bytes.first, first(head), bytes.count <= maxLength else { return false }
+            return bytes.dropFirst().allSatisfy { Self.isLowerAlpha($0) || Self.isDigit($0) || "_-*/".utf8.contains($0) }
+        }
+        let pieces = key.split(separator: "@", omittingEmptySubsequences: false)
+        switch pieces.count {
+        case 1: return part(pieces[0], first: Self.isLowerAlpha, maxLength: 256)
+        case 2:
+            return part(pieces[0], first: { Self.isLowerAlpha($0) || Self.isDigit($0) }, maxLength: 241)
+                && part(pieces[1], first: Self.isLowerAlpha, maxLength: 14)
+        default: return false
+        }
+    }
+
+    private static func isStateValue(_ value: Substring) -> Bool {
+        let bytes = Array(value.utf8)
+        guard let last = bytes.last, bytes.count <= 256, last != 0x20 else { return false }
+        return bytes.allSatisfy { (0x20...0x7e).contains($0) && $0 != UInt8(ascii: ",") && $0 != UInt8(ascii: "=") }
+    }
+
+    private static func isLowerAlpha(_ byte: UInt8) -> Bool { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) }
+    private static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
 
     /// The meta key of the `traceparent`, and of the `tracestate` that goes with it.
     public static let metaKey = "traceparent"

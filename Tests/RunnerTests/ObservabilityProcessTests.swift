@@ -75,9 +75,11 @@ import TestSupport
             let cases: [[(String, String)]] = [
                 [("METRICS_PORT", "99999")], [("LOG_FORMAT", "xml")], [("OTEL_TRACES_EXPORTER", "zipkin")],
                 [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+                [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_TRACES_SAMPLER", "jaeger_remote")],
+                [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0")],
             ]
             for settings in cases {
-                var env = ProcessInfo.processInfo.environment
+                var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OTEL_") }
                 env["DATABASE_URL"] = db.url
                 for (name, value) in settings { env[name] = value }
                 let result = try await runProcess(Executables.path("skipper-runner"), [], environment: env)

@@ -67,12 +67,18 @@ import TestSupport
             let collectorPort = freePort()
             let collector = try ChildProcess("/usr/bin/python3", ["-c", Self.collector, "\(collectorPort)"])
             defer { collector.killNow() }
+            // Python's server answers a GET with 501: it listens.
+            #expect(try await eventually(timeout: .seconds(10)) {
+                (try? await http("GET", "http://127.0.0.1:\(collectorPort)/", timeout: 2).status) == 501
+            }, "\(collector.log)")
             let runner = try ChildProcess.runner(
                 url: db.url,
                 environment: [
                     "LOG_FORMAT": "json", "LOG_LEVEL": "debug", "OTEL_TRACES_EXPORTER": "otlp",
                     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(collectorPort)",
                     "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "runner-under-test",
+                    // OpenTelemetry's default, which swift-otel alone would stop the process on (it has no baggage).
+                    "OTEL_PROPAGATORS": "tracecontext,baggage",
                 ])
             defer { runner.killNow() }
             let port = freePort()
@@ -96,6 +102,14 @@ import TestSupport
             #expect(meta.contains(#""traceparent": "00-\#(traceID)-\#(submitterSpan)-01""#), "\(meta)")
             #expect(meta.contains(#""tracestate": "vendor=opaque""#), "\(meta)")
 
+            // A tracestate that does not parse is dropped; the traceparent it came with is kept.
+            let badState = try await http(
+                "POST", "\(base)/jobs", #"{"kind": "noop"}"#,
+                headers: ["traceparent": "00-\(traceID)-\(submitterSpan)-01", "tracestate": "Vendor=upper-case-key"])
+            let badStateID = try #require(number("job_id", in: badState.body))
+            #expect(try await db.scalar("SELECT meta->>'traceparent' FROM skipper.jobs WHERE id = \(badStateID)") == "00-\(traceID)-\(submitterSpan)-01")
+            #expect(try await db.scalar("SELECT meta ? 'tracestate' FROM skipper.jobs WHERE id = \(badStateID)") == "false")
+
             // Without one (or with one that is not valid), the API starts a trace: a new, valid traceparent.
             var started: [String] = []
             for header in [nil, "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "junk"] {
@@ -110,7 +124,7 @@ import TestSupport
             #expect(Set(started).count == 3, "each submission starts its own trace: \(started)")
 
             #expect(try await eventually(timeout: .seconds(30)) {
-                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE finished_at IS NOT NULL") == "4"
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE finished_at IS NOT NULL") == "5"
             }, "\(runner.log)")
 
             // The runner's span for the job: in the submitter's trace, a child of the submitter's span, a consumer
@@ -121,7 +135,7 @@ import TestSupport
             #expect(try await eventually(timeout: .seconds(20), every: .milliseconds(200)) {
                 let spans = self.spans(in: collector.stdout)
                 exported = Set(spans.compactMap { $0["traceId"] as? String })
-                span = spans.first { $0["traceId"] as? String == traceID }
+                span = spans.first { $0["traceId"] as? String == traceID && $0["name"] as? String == "fail" }
                 return exported.isSuperset(of: [traceID] + started.map { String($0.dropFirst(3).prefix(32)) })
             }, "collector got: \(collector.stdout.suffix(3000)); runner: \(runner.log.suffix(3000))")
             #expect(span != nil)

@@ -3,6 +3,7 @@ import ServiceContextModule
 import SkipperTesting
 import Testing
 import TestSupport
+import Tracing
 
 @testable import Skipper
 
@@ -11,8 +12,21 @@ private enum TestTraceKey: ServiceContextKey {
     typealias Value = String
 }
 
-/// A propagator for this test process (bootstrapped once): the context's `traceparent`, in and out of carriers.
-private struct TestPropagator: Instrument {
+/// An application's tracer, as far as this test needs one: it propagates the context's `traceparent` in and out of
+/// carriers, and its spans only carry the context. Bound to the test's task (`withTracer`), never bootstrapped for
+/// the whole test process.
+private struct TestTracer: Tracer {
+    typealias Span = NoOpTracer.NoOpSpan
+
+    func startSpan<Instant: TracerInstant>(
+        _ operationName: String, context: @autoclosure () -> ServiceContext, ofKind kind: SpanKind,
+        at instant: @autoclosure () -> Instant, function: String, file fileID: String, line: UInt
+    ) -> NoOpTracer.NoOpSpan {
+        NoOpTracer.NoOpSpan(context: context())
+    }
+
+    func forceFlush() {}
+
     func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout ServiceContext, using extractor: Extract)
     where Extract.Carrier == Carrier {
         if let value = extractor.extract(key: "traceparent", from: carrier) { context[TestTraceKey.self] = value }
@@ -40,10 +54,11 @@ private struct SeeTrace: JobHandler {
 /// A job enqueued by the library inside a trace runs inside it: the application's instrument writes the context into
 /// the job's meta, and the runner's execution continues it (the handler sees it, and so would its own spans).
 @Suite struct TraceLibraryTests {
-    static let bootstrapped: Void = InstrumentationSystem.bootstrap(TestPropagator())
-
     @Test func aJobEnqueuedInsideATraceRunsInsideIt() async throws {
-        _ = Self.bootstrapped
+        try await withTracer(TestTracer()) { try await self.enqueueAndRun() }
+    }
+
+    func enqueueAndRun() async throws {
         try await withTestDatabase { db in
             let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
             let configuration = db.config.clientConfiguration(maxConnections: 4, applicationName: "skipper-testing")

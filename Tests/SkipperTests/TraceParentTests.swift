@@ -38,4 +38,18 @@ import Testing
             #expect(trace.flags == "01")
         }
     }
+
+    @Test func aTracestateIsKeptOnlyAsTheSpecificationWritesIt() {
+        #expect(TraceParent.validState("vendor=opaque") == "vendor=opaque")
+        #expect(TraceParent.validState("a=1 , b@tenant-7=x y,,\tc_*/-=~") == "a=1,b@tenant-7=x y,c_*/-=~")
+        #expect(TraceParent.validState("7tenant@sys=1") == "7tenant@sys=1")
+        for state in [
+            "", ",", "foo", "A=1", "a=", "a=b=c", "1a=1", "a@B=1", "a@b@c=1", "a=\u{7f}",
+            (0..<33).map { "k\($0)=v" }.joined(separator: ","),  // 33 members
+            "a=" + String(repeating: "x", count: 257),  // a value over 256
+            (0..<6).map { "k\($0)=" + String(repeating: "x", count: 100) }.joined(separator: ","),  // over 512 in all
+        ] {
+            #expect(TraceParent.validState(state) == nil, "\(state)")
+        }
+    }
 }

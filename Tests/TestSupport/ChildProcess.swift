@@ -54,7 +54,8 @@ public final class ChildProcess: Sendable {
 
     /// One of the package's executables against `url`, in this process's environment changed by `environment`.
     public static func skipper(_ name: String, url: String, environment: [String: String] = [:]) throws -> ChildProcess {
-        var env = ProcessInfo.processInfo.environment
+        // The test's own OpenTelemetry settings only: a CI's OTEL_* would redirect or break a runner's exporter.
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OTEL_") }
         env["DATABASE_URL"] = url
         env["LOG_LEVEL"] = env["TEST_RUNNER_LOG_LEVEL"] ?? "info"
         // No nightly settlement in a test's database unless the test asks for it.

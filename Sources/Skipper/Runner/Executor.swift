@@ -65,8 +65,9 @@ final class Executor: Service, Sendable {
     private let state = Mutex(State())
     /// The kinds this runner claims: only those it has handlers for.
     private let kinds: [String]
-    /// Whether a tracer was bootstrapped (swift-distributed-tracing's `InstrumentationSystem`) before the runner was
-    /// made: then each execution is a span, continuing the trace in the job's meta. Without one, no span is made.
+    /// Whether a tracer was there when the runner was made (bootstrapped in swift-distributed-tracing's
+    /// `InstrumentationSystem`, or bound to the making task with `withTracer`): then each execution is a span,
+    /// continuing the trace in the job's meta. Without one, no span is made and no context extracted.
     private let tracing: Bool
 
     init(
@@ -80,7 +81,8 @@ final class Executor: Service, Sendable {
         self.store = store
         self.handlers = handlers
         self.kinds = handlers.keys.sorted()
-        self.tracing = !(InstrumentationSystem.instrument is NoOpTracer)
+        let instrument = InstrumentationSystem.instrument
+        self.tracing = !(instrument is NoOpInstrument) && !(instrument is NoOpTracer)
         self.config = config
         self.runnerID = runnerID
         self.logger = logger
@@ -388,6 +390,11 @@ final class Executor: Service, Sendable {
                 carrier[TraceParent.stateMetaKey] = state
             }
             InstrumentationSystem.instrument.extract(carrier, into: &parent, using: MetaExtractor())
+            // A tracestate the tracer cannot parse (written by SQL, say) makes it drop the whole context: the
+            // traceparent alone still continues the trace the job's log lines name.
+            if parent.isEmpty && carrier.count > 1 {
+                InstrumentationSystem.instrument.extract([TraceParent.metaKey: traceParent.description], into: &parent, using: MetaExtractor())
+            }
         }
         return await withSpan(job.kind, context: parent, ofKind: .consumer) { span in
             span.attributes["messaging.system"] = "skipper"
