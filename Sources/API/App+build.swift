@@ -13,7 +13,14 @@ func buildApplication(config: SkipperConfig, logger: Logger) async throws -> som
             maxConnections: config.poolSize, applicationName: "skipper-api", statementTimeout: config.databaseTimeout),
         backgroundLogger: logger
     )
-    let api = buildRouter(config: config, postgres: postgres, logger: logger)
+    // Behind a transaction-pooling PgBouncer, the event hub LISTENs over a direct connection of its own, or nowhere.
+    let listen = config.database.pooled
+        ? config.listenDatabase.map {
+            PostgresClient(configuration: $0.clientConfiguration(maxConnections: 2, applicationName: "skipper-api-listen"), backgroundLogger: logger)
+        }
+        : nil
+    logger.info("database", metadata: ["connection": "\(config.database.connectionMode(listen: config.listenDatabase))"])
+    let api = buildRouter(config: config, postgres: postgres, listen: config.database.pooled ? listen : postgres, logger: logger)
     var app = Application(
         router: api.router,
         // A connection that stops sending in the middle of a request (or sits idle between requests) is closed after
@@ -22,7 +29,9 @@ func buildApplication(config: SkipperConfig, logger: Logger) async throws -> som
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "skipper-api"),
         logger: logger
     )
-    app.addServices(postgres, api.client, api.events)
+    app.addServices(postgres)
+    if let listen { app.addServices(listen) }
+    app.addServices(api.client, api.events)
     return app
 }
 
@@ -35,7 +44,8 @@ struct APIRouter {
     let document: APIDocument
 }
 
-func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger) -> APIRouter {
+/// `listen`: where the event hub LISTENs (the pool itself, unless a pooler is in between).
+func buildRouter(config: SkipperConfig, postgres: PostgresClient, listen: PostgresClient?, logger: Logger) -> APIRouter {
     let router = Router(context: APIRequestContext.self)
     let routes = RouteIndex()
     let registry = PrometheusCollectorRegistry()
@@ -44,9 +54,9 @@ func buildRouter(config: SkipperConfig, postgres: PostgresClient, logger: Logger
     router.add(middleware: RequestMiddleware(routes: routes, logger: logger))
     router.add(middleware: AuthMiddleware(tokens: config.apiTokens, routes: routes))
     let database = Database(
-        postgres: postgres, client: SkipperClient(postgres: postgres, logger: logger),
+        postgres: postgres, client: SkipperClient(postgres: postgres, logger: logger, prepared: !config.database.pooled),
         deadline: .nanoseconds(Int64(config.databaseTimeout / .nanoseconds(1))))
-    let events = EventHub(postgres: postgres, maxStreams: config.maxEventStreams, logger: logger)
+    let events = EventHub(postgres: listen, maxStreams: config.maxEventStreams, logger: logger)
     let arguments = ArgumentCheck(handlers: Dictionary(uniqueKeysWithValues: (BuiltIn.handlers + Shop.handlers()).map { ($0.kind, $0) }))
     // Every route goes through the route table, which documents it.
     let api = APIRoutes(router: router)
@@ -71,7 +81,7 @@ func openAPIDocument() throws -> APIDocument {
     let config = try SkipperConfig(environment: ["DATABASE_URL": "postgres://openapi@127.0.0.1:1/openapi"])
     let logger = Logger(label: "skipper.openapi")
     let postgres = PostgresClient(configuration: config.database.clientConfiguration(applicationName: "skipper-api"), backgroundLogger: logger)
-    return buildRouter(config: config, postgres: postgres, logger: logger).document
+    return buildRouter(config: config, postgres: postgres, listen: nil, logger: logger).document
 }
 
 /// Prints one line on stderr and exits: for configuration errors before anything has started.

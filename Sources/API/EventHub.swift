@@ -13,13 +13,15 @@ final class EventHub: Service, Sendable {
         var nextToken: UInt64 = 0
     }
 
-    let postgres: PostgresClient
+    /// Where it LISTENs: the API's pool, a direct connection behind a pooler (`LISTEN_DATABASE_URL`), or nowhere
+    /// (behind a pooler without one: the streams' own polling, every second, is how they see changes).
+    let postgres: PostgresClient?
     let logger: Logger
     /// The most streams this process serves at once (`SSE_MAX_STREAMS`).
     let maxStreams: Int
     private let state = Mutex(State())
 
-    init(postgres: PostgresClient, maxStreams: Int, logger: Logger) {
+    init(postgres: PostgresClient?, maxStreams: Int, logger: Logger) {
         self.postgres = postgres
         self.maxStreams = maxStreams
         self.logger = logger
@@ -57,15 +59,19 @@ final class EventHub: Service, Sendable {
     }
 
     func run() async throws {
+        guard let postgres = self.postgres else {
+            try? await gracefulShutdown()
+            return
+        }
         // Cancelled on shutdown: a listener waiting for a connection to an unreachable server must not hold it up.
-        try await cancelWhenGracefulShutdown { await self.listen() }
+        try await cancelWhenGracefulShutdown { await self.listen(on: postgres) }
     }
 
-    private func listen() async {
+    private func listen(on postgres: PostgresClient) async {
         var backoff = Backoff(base: .milliseconds(200))
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                try await self.postgres.withConnection { connection in
+                try await postgres.withConnection { connection in
                     try await connection.listen(on: Channel.events) { notifications in
                         backoff.reset()
                         for try await notification in notifications.cancelOnGracefulShutdown() {

@@ -59,10 +59,20 @@ struct RunnerCommand {
             configuration: config.database.clientConfiguration(
                 maxConnections: 2, applicationName: "skipper-runner-control", statementTimeout: runnerConfig.heartbeatInterval),
             backgroundLogger: logger)
+        // Behind a transaction-pooling PgBouncer: LISTEN over a direct connection of its own, or polling.
+        let listen = runnerConfig.pooled && !runnerConfig.pollOnly
+            ? config.listenDatabase.map {
+                PostgresClient(configuration: $0.clientConfiguration(maxConnections: 1, applicationName: "skipper-runner-listen"), backgroundLogger: logger)
+            }
+            : nil
+        let mode = runnerConfig.pollOnly
+            ? "polling (POLL_ONLY)" + (config.database.pooled ? ", through a transaction-pooling PgBouncer" : "")
+            : config.database.connectionMode(listen: listen == nil ? nil : config.listenDatabase, pollInterval: runnerConfig.pollInterval)
+        logger.info("database", metadata: ["connection": "\(mode)"])
         let runner: JobRunner
         do {
             runner = try JobRunner(
-                postgres: postgres, control: control, config: runnerConfig,
+                postgres: postgres, control: control, listen: listen, config: runnerConfig,
                 handlers: BuiltIn.handlers + Shop.handlers(batchSize: runnerConfig.batchSize), periodicJobs: periodicJobs, logger: logger)
         } catch {
             logger.critical("cannot start the runner", metadata: ["error": "\(error)"])
@@ -70,6 +80,7 @@ struct RunnerCommand {
         }
         // Stopped in the reverse order: the runner first, so its last jobs' spans are exported before the exporter stops.
         var services: [any Service] = [postgres, control]
+        if let listen { services.append(listen) }
         if let tracing { services.append(tracing) }
         if let metrics { services.append(metrics) }
         services.append(runner)

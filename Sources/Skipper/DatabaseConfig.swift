@@ -32,6 +32,10 @@ public struct DatabaseConfig: Sendable, Equatable {
     public var database: String
     /// TLS use.
     public var tls: TLSMode
+    /// `DB_POOLER=pgbouncer`: the address is a transaction-pooling PgBouncer, where consecutive transactions of one
+    /// connection may run on different server sessions: no session settings at connection start, no statements
+    /// prepared once per connection, no LISTEN (a process takes a direct connection for it, or polls).
+    public var pooled = false
 
     /// A configuration with every field given.
     public init(
@@ -50,19 +54,49 @@ public struct DatabaseConfig: Sendable, Equatable {
         self.tls = tls
     }
 
-    /// Reads `DATABASE_URL`, else the `DB_*` variables.
+    /// Reads `DATABASE_URL`, else the `DB_*` variables, and `DB_POOLER`.
     public init(environment env: [String: String]) throws(ConfigError) {
         if let url = env["DATABASE_URL"], !url.isEmpty {
             self = try Self(url: url)
-            return
+        } else {
+            self.init()
+            if let v = env["DB_HOST"], !v.isEmpty { self.host = v }
+            if let v = env["DB_PORT"] { self.port = try ConfigError.port(v, name: "DB_PORT") }
+            if let v = env["DB_USER"], !v.isEmpty { self.username = v }
+            if let v = env["DB_PASSWORD"], !v.isEmpty { self.password = v }
+            if let v = env["DB_NAME"], !v.isEmpty { self.database = v }
+            if let v = env["DB_SSLMODE"] { self.tls = try Self.tlsMode(v, name: "DB_SSLMODE") }
         }
-        self.init()
-        if let v = env["DB_HOST"], !v.isEmpty { self.host = v }
-        if let v = env["DB_PORT"] { self.port = try ConfigError.port(v, name: "DB_PORT") }
-        if let v = env["DB_USER"], !v.isEmpty { self.username = v }
-        if let v = env["DB_PASSWORD"], !v.isEmpty { self.password = v }
-        if let v = env["DB_NAME"], !v.isEmpty { self.database = v }
-        if let v = env["DB_SSLMODE"] { self.tls = try Self.tlsMode(v, name: "DB_SSLMODE") }
+        self.pooled = try Self.pooled(env["DB_POOLER"])
+    }
+
+    /// `DB_POOLER`: unset, empty or `none` (direct), or `pgbouncer` (transaction pooling).
+    public static func pooled(_ value: String?) throws(ConfigError) -> Bool {
+        switch value?.lowercased() ?? "" {
+        case "", "none": return false
+        case "pgbouncer": return true
+        default: throw ConfigError(name: "DB_POOLER", message: "must be none or pgbouncer (transaction pooling), not '\(value ?? "")'")
+        }
+    }
+
+    /// `LISTEN_DATABASE_URL`, for a process behind a pooler: a direct connection to PostgreSQL for LISTEN alone
+    /// (nil when unset: the process polls instead).
+    public static func listenDatabase(environment env: [String: String]) throws(ConfigError) -> DatabaseConfig? {
+        guard let url = env["LISTEN_DATABASE_URL"], !url.isEmpty else { return nil }
+        do {
+            return try DatabaseConfig(url: url)
+        } catch {
+            throw ConfigError(name: "LISTEN_DATABASE_URL", message: error.message)
+        }
+    }
+
+    /// How a process reaches PostgreSQL, for its start-up line: direct, or through a pooler with LISTEN over a direct
+    /// connection or polling.
+    public func connectionMode(listen: DatabaseConfig?, pollInterval: Duration? = nil) -> String {
+        guard self.pooled else { return "direct" }
+        let wakeups = listen.map { "LISTEN over LISTEN_DATABASE_URL (\($0.host):\($0.port))" }
+            ?? "polling" + (pollInterval.map { " every \(ConfigError.describe($0))" } ?? "")
+        return "through a transaction-pooling PgBouncer (DB_POOLER=pgbouncer): no session settings, no prepared statements; notifications by \(wakeups)"
     }
 
     /// Parses a `postgres://` or `postgresql://` URL.
@@ -128,7 +162,9 @@ public struct DatabaseConfig: Sendable, Equatable {
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = .seconds(5)
         configuration.options.additionalStartupParameters = [("application_name", applicationName)]
-        if let statementTimeout {
+        // Behind a transaction pooler a startup parameter is a setting of whichever server session a transaction
+        // lands on, and PgBouncer refuses it: set the timeouts on the role there (README, "Through PgBouncer").
+        if let statementTimeout, !self.pooled {
             // Startup parameters are settings of the session, as `SET` would make them, without a round trip.
             let ms = max(1, statementTimeout.milliseconds)
             configuration.options.additionalStartupParameters += [

@@ -28,7 +28,7 @@ public struct JobContext: Sendable {
     /// The runner's Postgres client, for the handler's own queries.
     public let postgres: PostgresClient
     /// Whether a cancelled attempt's in-flight statement is cancelled on the server (`pg_cancel_backend`): not
-    /// behind a transaction-pooling PgBouncer (`POLL_ONLY`), where a backend pid names whichever server connection
+    /// behind a transaction-pooling PgBouncer (`DB_POOLER`, or `POLL_ONLY`), where a backend pid names whichever server connection
     /// ran a statement, so a late cancel could hit another client's statement.
     let cancelsStatements: Bool
     let board: ProgressBoard
@@ -108,7 +108,7 @@ public struct JobContext: Sendable {
     }
 
     /// Leases a connection whose in-flight query is cancelled on the server (`pg_cancel_backend`) when this task is
-    /// cancelled, so a long statement stops at once instead of running to its end. In pooled mode (`POLL_ONLY`)
+    /// cancelled, so a long statement stops at once instead of running to its end. In pooled mode (`DB_POOLER`, `POLL_ONLY`)
     /// nothing is cancelled by pid: cancellation reaches the handler between statements.
     public func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try Task.checkCancellation()

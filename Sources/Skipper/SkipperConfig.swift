@@ -3,8 +3,10 @@ import Logging
 
 /// Every setting of Skipper's processes, read from the environment in one place, with the defaults here.
 public struct SkipperConfig: Sendable {
-    /// The database (`DATABASE_URL`, or `DB_HOST`/`DB_PORT`/`DB_USER`/`DB_PASSWORD`/`DB_NAME`).
+    /// The database (`DATABASE_URL`, or `DB_HOST`/`DB_PORT`/`DB_USER`/`DB_PASSWORD`/`DB_NAME`; `DB_POOLER`).
     public var database: DatabaseConfig
+    /// `LISTEN_DATABASE_URL`: behind a transaction-pooling PgBouncer, a direct connection to PostgreSQL for LISTEN.
+    public var listenDatabase: DatabaseConfig?
     /// `PORT`: the API's TCP port. Default 8080.
     public var port = 8080
     /// `HOST`: the API's bind address. Default `0.0.0.0` when `API_TOKENS` is set, else `127.0.0.1`.
@@ -33,6 +35,7 @@ public struct SkipperConfig: Sendable {
     /// Reads the environment; a value that cannot be used throws an error naming its variable.
     public init(environment env: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) {
         self.database = try DatabaseConfig(environment: env)
+        self.listenDatabase = try DatabaseConfig.listenDatabase(environment: env)
         if let v = env["PORT"] { self.port = try ConfigError.port(v, name: "PORT") }
         if let v = env["API_TOKENS"] {
             self.apiTokens = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

@@ -21,7 +21,7 @@ import Yams
         var config = try SkipperConfig(environment: ["DATABASE_URL": "postgres://x@127.0.0.1:1/d"])
         config.port = 0
         let postgres = PostgresClient(configuration: config.database.clientConfiguration(applicationName: "test"))
-        return buildRouter(config: config, postgres: postgres, logger: .init(label: "test"))
+        return buildRouter(config: config, postgres: postgres, listen: postgres, logger: .init(label: "test"))
     }
 
     /// The document as served, parsed by Yams and decoded by OpenAPIKit.

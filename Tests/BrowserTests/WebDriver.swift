@@ -236,20 +236,3 @@ func apiRequest(
 func field(_ key: String, in json: String) -> Any? {
     (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?[key]
 }
-
-/// A port on 127.0.0.1 that nothing listens on now (the kernel's choice).
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
-            bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-        }
-    }
-    return bound ? Int(UInt16(bigEndian: address.sin_port)) : Int.random(in: 20000..<40000)
-}

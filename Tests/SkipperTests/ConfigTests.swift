@@ -20,6 +20,23 @@ import TestSupport
         #expect { try DatabaseConfig(url: "mysql://x@y/z") } throws: { ($0 as? ConfigError)?.name == "DATABASE_URL" }
         #expect { try SkipperConfig(environment: ["PORT": "0"]) } throws: { ($0 as? ConfigError)?.name == "PORT" }
         #expect { try SkipperConfig(environment: ["LOG_LEVEL": "loud"]) } throws: { ($0 as? ConfigError)?.name == "LOG_LEVEL" }
+        #expect { try SkipperConfig(environment: ["DB_POOLER": "pgpool"]) } throws: { ($0 as? ConfigError)?.name == "DB_POOLER" }
+        #expect { try RunnerConfig.fromEnvironment(["DB_POOLER": "session"]) } throws: { ($0 as? ConfigError)?.name == "DB_POOLER" }
+        #expect { try SkipperConfig(environment: ["LISTEN_DATABASE_URL": "redis://x"]) } throws: { ($0 as? ConfigError)?.name == "LISTEN_DATABASE_URL" }
+    }
+
+    /// Behind a transaction-pooling PgBouncer no session setting goes in the startup packet (PgBouncer refuses it).
+    @Test func aPooledDatabaseSendsNoSessionSettings() throws {
+        let direct = try SkipperConfig(environment: ["DATABASE_URL": "postgres://u@h:6432/d"])
+        let pooled = try SkipperConfig(environment: ["DATABASE_URL": "postgres://u@h:6432/d", "DB_POOLER": "pgbouncer", "LISTEN_DATABASE_URL": "postgres://u@h:5432/d"])
+        #expect(!direct.database.pooled && pooled.database.pooled)
+        #expect(pooled.listenDatabase?.port == 5432 && pooled.listenDatabase?.pooled == false)
+        func names(_ config: SkipperConfig) -> [String] {
+            config.database.clientConfiguration(applicationName: "t", statementTimeout: .seconds(2)).options.additionalStartupParameters.map(\.0)
+        }
+        #expect(names(direct) == ["application_name", "statement_timeout", "idle_in_transaction_session_timeout"])
+        #expect(names(pooled) == ["application_name"])
+        #expect(try RunnerConfig.fromEnvironment(["DB_POOLER": "pgbouncer"]).pooled)
     }
 
     @Test func withoutTokensTheAPIBindsLoopbackOnly() throws {

@@ -324,7 +324,7 @@ final class Executor: Service, Sendable {
         let context = JobContext(
             jobID: job.id, lease: job.lease, kind: job.kind, queue: job.queue, attempt: job.attempt,
             maxAttempts: job.maxAttempts, meta: job.meta, requestID: job.requestID, runnerLogger: self.logger,
-            postgres: self.store.client, canceller: self.control, cancelsStatements: !self.config.pollOnly, board: self.board)
+            postgres: self.store.client, canceller: self.control, cancelsStatements: !self.config.pollOnly && !self.config.pooled, board: self.board)
         // The job's logger (with its metadata) is made only for lines that will be written: setting metadata costs
         // a log handler's formatting, a noticeable share of a busy runner's time.
         let debug = self.logger.logLevel <= .debug

@@ -25,10 +25,12 @@ public final class JobRunner: Service, Sendable {
     /// starts once they are applied. `control` is a small pool of
     /// the runner's own (two connections are plenty) for its heartbeat, which must land whatever the handlers do
     /// with `postgres`; without it the heartbeat shares `postgres`, and handlers that hold every connection can
-    /// make the runner lose its lease (it then stops its jobs rather than let them run twice).
+    /// make the runner lose its lease (it then stops its jobs rather than let them run twice). `listen`, behind a
+    /// transaction-pooling PgBouncer (``RunnerConfig/pooled``), is a client connected to PostgreSQL directly for
+    /// LISTEN alone (one connection); without it such a runner polls.
     public init(
-        postgres: PostgresClient, control: PostgresClient? = nil, config: RunnerConfig, handlers: [AnyJobHandler],
-        periodicJobs: [PeriodicJob] = [], migrations: SkipperMigrations? = nil, logger: Logger
+        postgres: PostgresClient, control: PostgresClient? = nil, listen: PostgresClient? = nil, config: RunnerConfig,
+        handlers: [AnyJobHandler], periodicJobs: [PeriodicJob] = [], migrations: SkipperMigrations? = nil, logger: Logger
     ) throws(ConfigError) {
         guard !handlers.isEmpty else { throw ConfigError(name: "handlers", message: "a runner needs at least one handler") }
         if let twice = Dictionary(grouping: periodicJobs, by: \.name).first(where: { $0.value.count > 1 }) {
@@ -49,8 +51,7 @@ public final class JobRunner: Service, Sendable {
             }
             byKind[handler.kind] = handler
         }
-        var store = JobStore(client: postgres, logger: logger)
-        store.prepared = !config.pollOnly
+        let store = JobStore(client: postgres, logger: logger, prepared: !config.pollOnly && !config.pooled)
         let controlStore = JobStore(client: control ?? postgres, logger: logger)
         let lease = RunnerLease(length: config.rescueAfter)
         let gate = StartGate()
@@ -76,9 +77,11 @@ public final class JobRunner: Service, Sendable {
             sweeper,
             Scheduler(store: store, declared: periodicJobs, gate: gate, logger: logger),
         ]
-        if !config.pollOnly {
+        // Behind a pooler, LISTEN only on a direct connection: a LISTEN through it would hold whichever server
+        // session it ran on, and the notifications would reach whoever borrows that session next.
+        if !config.pollOnly, let listenClient = config.pooled ? listen : postgres {
             services.append(
-                Listener(client: postgres, executor: executor, sweeper: sweeper, queues: Set(config.queues), logger: logger))
+                Listener(client: listenClient, executor: executor, sweeper: sweeper, queues: Set(config.queues), logger: logger))
         }
         services.append(executor)
         self.services = services

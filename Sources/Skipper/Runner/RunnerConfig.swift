@@ -18,8 +18,12 @@ public struct RunnerConfig: Sendable {
     public var claimBatch = 100
     /// `POLL_INTERVAL`: how often an idle runner looks for jobs when no notification came. Default 1 s.
     public var pollInterval: Duration = .seconds(1)
-    /// `POLL_ONLY=1`: no LISTEN (behind a transaction-pooling PgBouncer); wake-ups by polling, cancels by sweep.
+    /// `POLL_ONLY=1`: no LISTEN; wake-ups by polling, cancels by sweep.
     public var pollOnly = false
+    /// `DB_POOLER=pgbouncer`: the runner reaches PostgreSQL through a transaction-pooling PgBouncer: no prepared
+    /// statements, no cancel of a statement by backend pid, and LISTEN only over a direct connection of its own
+    /// (`LISTEN_DATABASE_URL`, the `listen` client of ``JobRunner``), else polling as with `POLL_ONLY`.
+    public var pooled = false
     /// `RESCUE_AFTER`: a RUNNING job whose runner has not heartbeated for this long is rescued. Default 30 s.
     public var rescueAfter: Duration = .seconds(30)
     /// `SHUTDOWN_GRACE`: on SIGTERM, how long running jobs may finish before they are cancelled and released.
@@ -43,7 +47,7 @@ public struct RunnerConfig: Sendable {
     public var heartbeatInterval: Duration { min(self.rescueAfter / 3, .seconds(5)) }
 
     /// How often the runner sweeps its own jobs for cancel requests (see `cancelSweepSetting`).
-    public var cancelSweep: Duration { self.cancelSweepSetting ?? (self.pollOnly ? self.pollInterval : .seconds(2)) }
+    public var cancelSweep: Duration { self.cancelSweepSetting ?? (self.pollOnly || self.pooled ? self.pollInterval : .seconds(2)) }
 
     /// How often the leader rescues and prunes (see `maintenanceIntervalSetting`).
     public var maintenanceInterval: Duration { self.maintenanceIntervalSetting ?? min(.seconds(5), self.heartbeatInterval) }
@@ -101,6 +105,7 @@ public struct RunnerConfig: Sendable {
         if let v = env["CLAIM_BATCH"] { self.claimBatch = try ConfigError.integer(v, name: "CLAIM_BATCH", in: 1...10_000) }
         if let v = env["POLL_INTERVAL"] { self.pollInterval = try ConfigError.duration(v, name: "POLL_INTERVAL", in: .milliseconds(10) ... .seconds(3600)) }
         if let v = env["POLL_ONLY"] { self.pollOnly = ["1", "true", "yes", "on"].contains(v.lowercased()) }
+        self.pooled = try DatabaseConfig.pooled(env["DB_POOLER"])
         if let v = env["RESCUE_AFTER"] { self.rescueAfter = try ConfigError.duration(v, name: "RESCUE_AFTER", in: .seconds(1) ... .seconds(86_400)) }
         if let v = env["SHUTDOWN_GRACE"] { self.shutdownGrace = try ConfigError.duration(v, name: "SHUTDOWN_GRACE", in: .zero ... .seconds(86_400)) }
         if let v = env["RETENTION"] { self.retention = try ConfigError.duration(v, name: "RETENTION", in: .seconds(60) ... .seconds(3650 * 86_400)) }

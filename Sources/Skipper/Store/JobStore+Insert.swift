@@ -76,13 +76,8 @@ extension JobStore {
     /// a second statement after it. Returns the id.
     func insertKeyless(kind: String, args: String, options: JobOptions, notify: Bool) async throws -> Int64 {
         let statement = EnqueueStatement(job: NewJob(kind: kind, args: args, options: options), notify: notify)
-        if self.prepared {
-            for try await id in try await self.client.execute(statement, logger: self.logger) { return id }
-        } else {
-            let query = PostgresQuery(unsafeSQL: EnqueueStatement.sql, binds: try statement.makeBindings())
-            for try await id in try await self.client.query(query, logger: self.logger).decode(Int64.self) { return id }
-        }
-        throw QueueError.contention("the insert returned no row")
+        guard let id = try await self.rows(of: statement).first else { throw QueueError.contention("the insert returned no row") }
+        return id
     }
 
     /// Inserts many jobs with one statement. Jobs whose unique key already has a QUEUED job are skipped.
@@ -123,14 +118,12 @@ extension JobStore {
     /// prepared multi-row INSERT for more (the grouped submit of ``SubmitBatcher``).
     func insertReturning(_ jobs: [NewJob]) async throws -> [JobRecord] {
         if jobs.count == 1 {
-            for try await record in try await self.client.execute(SubmitStatement(job: jobs[0]), logger: self.logger) { return [record] }
-            throw QueueError.contention("the insert returned no row")
+            guard let record = try await self.rows(of: SubmitStatement(job: jobs[0])).first else {
+                throw QueueError.contention("the insert returned no row")
+            }
+            return [record]
         }
-        var records: [JobRecord] = []
-        records.reserveCapacity(jobs.count)
-        for try await record in try await self.client.execute(SubmitManyStatement(jobs), logger: self.logger) {
-            records.append(record)
-        }
+        var records = try await self.rows(of: SubmitManyStatement(jobs))
         guard records.count == jobs.count else {
             throw QueueError.contention("the insert returned \(records.count) rows for \(jobs.count) jobs")
         }

@@ -274,15 +274,7 @@ extension JobStore {
         _ statement: Statement, count: Int
     ) async throws -> Set<Claim> where Statement.Row == Claim {
         try await self.retryingMovedRows {
-            var applied = Set<Claim>()
-            applied.reserveCapacity(count)
-            if self.prepared {
-                for try await claim in try await self.client.execute(statement, logger: self.logger) { applied.insert(claim) }
-            } else {
-                let query = PostgresQuery(unsafeSQL: Statement.sql, binds: try statement.makeBindings())
-                for try await row in try await self.client.query(query, logger: self.logger) { applied.insert(try statement.decodeRow(row)) }
-            }
-            return applied
+            Set(try await self.rows(of: statement))
         }
     }
 

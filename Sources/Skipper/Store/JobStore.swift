@@ -10,15 +10,28 @@ public struct JobStore: Sendable {
     /// The pool every statement runs on.
     public let client: PostgresClient
     let logger: Logger
-    /// Whether the hot statements (claim, finish) are prepared once per connection, as they are on a direct
-    /// connection. Not behind a transaction-pooling PgBouncer, where a connection's prepared statements are not
-    /// another's.
-    var prepared = true
+    /// Whether the hot statements (claim, finish, the API's submit) are prepared once per connection, as they are
+    /// on a direct connection. Not behind a transaction-pooling PgBouncer, where a connection's prepared statements
+    /// are not another's: there they run as unnamed statements, parsed each time.
+    public var prepared = true
 
-    /// A store on `client`.
-    public init(client: PostgresClient, logger: Logger) {
+    /// A store on `client`; `prepared` false behind a transaction-pooling PgBouncer.
+    public init(client: PostgresClient, logger: Logger, prepared: Bool = true) {
         self.client = client
         self.logger = logger
+        self.prepared = prepared
+    }
+
+    /// The rows of `statement`: prepared once per connection, or (``prepared`` false) sent as an unnamed statement.
+    func rows<Statement: PostgresPreparedStatement>(of statement: Statement) async throws -> [Statement.Row] {
+        var rows: [Statement.Row] = []
+        if self.prepared {
+            for try await row in try await self.client.execute(statement, logger: self.logger) { rows.append(row) }
+        } else {
+            let query = PostgresQuery(unsafeSQL: Statement.sql, binds: try statement.makeBindings())
+            for try await row in try await self.client.query(query, logger: self.logger) { rows.append(try statement.decodeRow(row)) }
+        }
+        return rows
     }
 
     // MARK: - Cancel

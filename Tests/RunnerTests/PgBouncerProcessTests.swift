@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The API and runners through a real PgBouncer in transaction pooling mode (DB_POOLER=pgbouncer), where
+/// consecutive transactions of one client connection run on different server sessions: submit, claim, complete,
+/// progress, retries, rescue of a killed runner, cancel of a running job, graceful shutdown, and the settlement with
+/// its CSV. One runner LISTENs over a direct connection (LISTEN_DATABASE_URL), the other polls.
+@Suite struct PgBouncerProcessTests {
+    @Test func theAPIAndRunnersWorkThroughPgBouncerInTransactionMode() async throws {
+        try await withTestDatabase { db in
+            // Few server connections for many clients: the sessions are shared as much as they can be.
+            let bouncer = try await PgBouncer.start(in: db.config, poolSize: 8)
+            let pooled = bouncer.config(for: db.config).url(redacted: false)
+            try await db.query(
+                """
+                INSERT INTO transactions (merchant_id, amount_cents, fee_cents, status, paid_at)
+                SELECT 1 + i % 20, 1000 + i % 7, 30, 'PAID', '2025-01-01'::timestamptz + (i % 96) * interval '1 hour'
+                FROM generate_series(1, 20000) i
+                """)
+            let common = ["DB_POOLER": "pgbouncer", "RESCUE_AFTER": "3s", "WORKERS": "8", "POLL_INTERVAL": "200ms"]
+            let listening = try ChildProcess.runner(url: pooled, environment: common.merging(["LISTEN_DATABASE_URL": db.url]) { $1 })
+            defer { listening.killNow() }
+            let polling = try ChildProcess.runner(url: pooled, environment: common)
+            defer { polling.killNow() }
+            let port = freePort()
+            let api = try ChildProcess.skipper("skipper-api", url: pooled, environment: ["DB_POOLER": "pgbouncer", "PORT": "\(port)"])
+            defer { api.killNow() }
+            let base = "http://127.0.0.1:\(port)"
+            #expect(try await eventually(timeout: .seconds(30)) { (try? await http("GET", "\(base)/ready").status) == 200 }, "\(api.log)")
+            #expect(try await eventually(timeout: .seconds(30)) {
+                try await db.scalar("SELECT count(*) FROM skipper.runners") == "2"
+            }, "\(listening.log)\n\(polling.log)\n\(bouncer.log)")
+            // Each says how it reaches PostgreSQL.
+            #expect(listening.stderr.contains("through a transaction-pooling PgBouncer") && listening.stderr.contains("LISTEN over LISTEN_DATABASE_URL"), "\(listening.log)")
+            #expect(polling.stderr.contains("polling every 200ms"), "\(polling.log)")
+            #expect(api.stderr.contains("through a transaction-pooling PgBouncer"), "\(api.log)")
+
+            // Submissions from 16 clients at once through the API (its grouped INSERT, unprepared here), and 2,000
+            // more inserted with SQL: every job completes exactly once, on its first attempt.
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for client in 0..<16 {
+                    group.addTask {
+                        var accepted = 0
+                        for n in 0..<25 {
+                            let response = try await http("POST", "\(base)/jobs", #"{"kind": "noop", "args": {"n": \#(client * 100 + n)}}"#)
+                            if response.status == 202 { accepted += 1 }
+                        }
+                        return accepted
+                    }
+                }
+                var accepted = 0
+                for try await count in group { accepted += count }
+                #expect(accepted == 400)
+            }
+            try await db.query("INSERT INTO skipper.jobs (kind) SELECT 'noop' FROM generate_series(1, 2000)")
+            #expect(try await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE kind = 'noop' AND status = 'COMPLETED'") == "2400"
+            }, "\(listening.log)\n\(polling.log)")
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE kind = 'noop' AND (attempt <> 1 OR errors <> '[]')") == "0")
+            #expect(try await db.scalar("SELECT count(DISTINCT runner_id) FROM skipper.jobs WHERE kind = 'noop'") == "2")
+
+            // Retries: a job failing on purpose is retried until its attempts run out.
+            let failing = try #require(number("job_id", in: try await http("POST", "\(base)/jobs", #"{"kind": "fail", "max_attempts": 2}"#).body))
+            #expect(try await eventually(timeout: .seconds(30)) {
+                try await db.scalar("SELECT status || ' ' || attempt FROM skipper.jobs WHERE id = \(failing)") == "FAILED 2"
+            })
+
+            // Progress is written while a job runs; a cancel of a running job ends it within 2 s (no cancel by backend
+            // pid here, which would name whichever session a statement ran on).
+            let sleeper = try #require(number("job_id", in: try await http("POST", "\(base)/jobs", #"{"kind": "sleep", "args": {"ms": 60000}}"#).body))
+            #expect(try await eventually(timeout: .seconds(10)) {
+                (Int(try await db.scalar("SELECT processed FROM skipper.jobs WHERE id = \(sleeper)") ?? "") ?? 0) > 0
+            })
+            #expect(try await http("POST", "\(base)/jobs/\(sleeper)/cancel").status == 202)
+            #expect(try await eventually(timeout: .seconds(5), every: .milliseconds(20)) {
+                try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(sleeper)") == "CANCELLED"
+            })
+            let cancelMs = try #require(Double(try await db.scalar(
+                "SELECT round(extract(epoch FROM finished_at - cancel_requested_at) * 1000) FROM skipper.jobs WHERE id = \(sleeper)") ?? ""))
+            #expect(cancelMs < 2000, "cancel took \(cancelMs) ms")
+
+            // The settlement of January, through the API, with its CSV.
+            let settlement = try #require(number("job_id", in: try await http(
+                "POST", "\(base)/jobs/settlement", #"{"from": "2025-01-01", "to": "2025-01-31", "batch_size": 1000}"#).body))
+            #expect(try await eventually(timeout: .seconds(60)) {
+                try await db.scalar("SELECT status FROM skipper.jobs WHERE id = \(settlement)") == "COMPLETED"
+            }, "\(listening.log)\n\(polling.log)")
+            #expect(try await db.scalar(
+                """
+                SELECT (SELECT sum(net_cents) FROM settlements) = (SELECT sum(amount_cents - fee_cents) FROM transactions)
+                   AND (SELECT sum(txn_count) FROM settlements) = 20000
+                """) == "true")
+            let csv = try await http("GET", "\(base)/downloads/\(settlement).csv")
+            #expect(csv.status == 200 && csv.body.hasPrefix("merchant_id,date,"), "\(csv.body.prefix(200))")
+            #expect(csv.body.split(separator: "\n").count == 1 + 20 * 4, "one line per merchant and day")
+
+            // kill -9 of a runner holding jobs: the other rescues and finishes them; then SIGTERM stops it cleanly.
+            try await db.query(#"INSERT INTO skipper.jobs (kind, args) SELECT 'sleep', '{"ms": 1500}' FROM generate_series(1, 12)"#)
+            #expect(try await eventually(timeout: .seconds(10)) {
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE kind = 'sleep' AND status = 'RUNNING' AND runner_id LIKE '%-' || \(String(polling.pid)) || '-%'") != "0"
+            })
+            polling.signal(SIGKILL)
+            _ = await polling.waitForExit(timeout: .seconds(5))
+            #expect(try await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE kind = 'sleep' AND args->>'ms' = '1500' AND status = 'COMPLETED'") == "12"
+            }, "\(listening.log)")
+            #expect((Int(try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE args->>'ms' = '1500' AND attempt = 2") ?? "") ?? 0) > 0)
+            listening.signal(SIGTERM)
+            #expect(await listening.waitForExit(timeout: .seconds(20)) == 0, "\(listening.log)")
+            #expect(try await db.scalar("SELECT count(*) FROM skipper.runners WHERE id LIKE '%-' || \(String(listening.pid)) || '-%'") == "0")
+            // No prepared statement went astray on the way (PostgreSQL's `prepared statement "…" does not exist` or
+            // `already exists`, which a named statement behind a transaction pooler runs into).
+            for process in [api, listening] {
+                #expect(!process.log.contains(#"prepared statement ""#), "\(process.log.suffix(3000))")
+            }
+        }
+    }
+}
