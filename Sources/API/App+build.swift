@@ -20,6 +20,9 @@ func buildApplication(config: SkipperConfig, logger: Logger) async throws -> som
         }
         : nil
     logger.info("database", metadata: ["connection": "\(config.database.connectionMode(listen: config.listenDatabase))"])
+    if config.listenDatabase != nil, !config.database.pooled {
+        logger.warning("LISTEN_DATABASE_URL is ignored: it serves behind PgBouncer (DB_POOLER=pgbouncer)")
+    }
     let api = buildRouter(config: config, postgres: postgres, listen: config.database.pooled ? listen : postgres, logger: logger)
     var app = Application(
         router: api.router,

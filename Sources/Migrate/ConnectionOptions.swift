@@ -30,6 +30,10 @@ struct ConnectionOptions: ParsableArguments {
         } catch {
             throw .usage(error.description)
         }
+        // The migration lock is a session advisory lock (as golang-migrate's), which a transaction pooler cannot keep.
+        if (try? DatabaseConfig.pooled(ProcessInfo.processInfo.environment["DB_POOLER"])) == true {
+            throw .usage("DB_POOLER=pgbouncer: run migrations on a direct connection to PostgreSQL (its lock is a session's), not through the pooler")
+        }
         let connection = try PQConnection(database)
         return Migrator(source: source, connection: connection, database: database) { print($0) }
     }

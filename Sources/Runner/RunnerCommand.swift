@@ -69,6 +69,9 @@ struct RunnerCommand {
             ? "polling (POLL_ONLY)" + (config.database.pooled ? ", through a transaction-pooling PgBouncer" : "")
             : config.database.connectionMode(listen: listen == nil ? nil : config.listenDatabase, pollInterval: runnerConfig.pollInterval)
         logger.info("database", metadata: ["connection": "\(mode)"])
+        if config.listenDatabase != nil, listen == nil {
+            logger.warning("LISTEN_DATABASE_URL is ignored: it serves a runner behind PgBouncer (DB_POOLER=pgbouncer) that does not poll only")
+        }
         let runner: JobRunner
         do {
             runner = try JobRunner(

@@ -14,6 +14,7 @@ import TestSupport
         let folder: Folder
         let unreachable: Bool
         let expected: String
+        var environment: [String: String] = [:]
         var testDescription: String { self.name }
     }
 
@@ -28,6 +29,9 @@ import TestSupport
         Case(name: "goto an unknown version", arguments: ["goto", "42"], folder: .real, unreachable: false, expected: "no migration with version 42"),
         Case(name: "force a non-number", arguments: ["force", "two"], folder: .real, unreachable: false, expected: "two"),
         Case(name: "create with a bad name", arguments: ["create", "Drop Tables"], folder: .real, unreachable: false, expected: "lower_snake_case"),
+        Case(
+            name: "through a transaction pooler", arguments: ["up"], folder: .real, unreachable: false, expected: "run migrations on a direct connection",
+            environment: ["DB_POOLER": "pgbouncer"]),
     ]
 
     @Test(arguments: Self.cases)
@@ -45,7 +49,7 @@ import TestSupport
         defer { if let cleanup { try? FileManager.default.removeItem(at: cleanup) } }
         try await withTestDatabase(migrated: false) { db in
             let url = bad.unreachable ? "postgres://nobody@127.0.0.1:1/nothing" : db.url
-            let result = try await migrate(bad.arguments, url: url, path: path)
+            let result = try await migrate(bad.arguments, url: url, path: path, environment: bad.environment)
             #expect(result.status != 0)
             #expect(result.stdout.isEmpty)
             let lines = result.stderr.split(separator: "\n")

@@ -2,11 +2,12 @@ import Foundation
 import TestSupport
 
 /// Runs the real skipper-migrate against `url` with the given migrations folder.
-func migrate(_ arguments: [String], url: String?, path: URL = Paths.migrations) async throws -> ProcessResult {
+func migrate(_ arguments: [String], url: String?, path: URL = Paths.migrations, environment: [String: String] = [:]) async throws -> ProcessResult {
     var args = arguments + ["--path", path.path]
     if let url { args += ["--database-url", url] }
     var env = ProcessInfo.processInfo.environment
     env["DATABASE_URL"] = nil
+    for (name, value) in environment { env[name] = value }
     return try await runProcess(Executables.path("skipper-migrate"), args, environment: env)
 }
 

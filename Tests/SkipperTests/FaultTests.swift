@@ -279,7 +279,7 @@ import TestSupport
     }
 }
 
-/// Behind a transaction-pooling PgBouncer (POLL_ONLY), a backend pid names whichever server connection ran a
+/// Behind a transaction-pooling PgBouncer (DB_POOLER=pgbouncer, or POLL_ONLY), a backend pid names whichever server connection ran a
 /// statement, so a late pg_cancel_backend could hit another client's: there, nothing is cancelled by pid, and a
 /// cancelled handler sees the cancellation once its statement is over. Directly connected, the statement stops at once.
 @Suite struct PooledCancellationTests {

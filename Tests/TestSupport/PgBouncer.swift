@@ -37,7 +37,7 @@ public final class PgBouncer: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         let port = freePort()
         let users = directory.appendingPathComponent("users.txt")
-        try "\"\(front.username)\" \"\"\n".write(to: users, atomically: true, encoding: .utf8)
+        try "\"\(front.username)\" \"\(front.password ?? "")\"\n".write(to: users, atomically: true, encoding: .utf8)
         let ini = directory.appendingPathComponent("pgbouncer.ini")
         try """
             [databases]
@@ -68,7 +68,9 @@ public final class PgBouncer: Sendable {
         let bouncer = PgBouncer(port: port, process: process, directory: directory)
         // Up when its port takes a connection.
         let deadline = ContinuousClock.now + .seconds(10)
-        while !Self.accepts(port: port) {
+        // Up when its port takes a connection and it says it listens (another process on the port would take the
+        // connection while PgBouncer exits).
+        while !(Self.accepts(port: port) && process.log.contains("listening on")) {
             guard ContinuousClock.now < deadline, process.isRunning else {
                 throw TestSetupError("pgbouncer did not start: \(process.log.suffix(2000))")
             }

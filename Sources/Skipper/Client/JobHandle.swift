@@ -72,11 +72,21 @@ extension JobHandle where Handler.Output: Decodable {
     func result(timeout: Duration, lookEvery: Duration) async throws -> Handler.Output? {
         let deadline = ContinuousClock.now + timeout
         let id = self.id, client = self.store.client, logger = self.store.logger
+        // Behind a transaction-pooling PgBouncer (a store without prepared statements) a LISTEN would stay on a
+        // server session others borrow next: there it only looks, borrowing a connection for each look.
+        let pooled = !self.store.prepared
         let finished: FinishedJob?
         do {
             // Bounded as a whole, the wait for a pooled connection included.
             finished = try await abandoningAfter(timeout + .seconds(1)) {
-                try await client.withConnection { connection in
+                if pooled {
+                    while true {
+                        if let done = try await client.withConnection({ try await FinishedJob.look(id, on: $0, logger: logger) }) { return done }
+                        guard ContinuousClock.now < deadline else { return nil }
+                        try await Task.sleep(until: min(deadline, ContinuousClock.now + lookEvery))
+                    }
+                }
+                return try await client.withConnection { connection in
                     try await connection.listen(on: Channel.events) { notifications in
                         // A first look once LISTEN is in place: a finish before it is seen here, one after it is announced.
                         if let done = try await FinishedJob.look(id, on: connection, logger: logger) { return done }

@@ -18,7 +18,7 @@ public struct RunnerConfig: Sendable {
     public var claimBatch = 100
     /// `POLL_INTERVAL`: how often an idle runner looks for jobs when no notification came. Default 1 s.
     public var pollInterval: Duration = .seconds(1)
-    /// `POLL_ONLY=1`: no LISTEN; wake-ups by polling, cancels by sweep.
+    /// `POLL_ONLY=1`: no LISTEN (wake-ups by polling, cancels by sweep), no prepared statements, no cancel by pid.
     public var pollOnly = false
     /// `DB_POOLER=pgbouncer`: the runner reaches PostgreSQL through a transaction-pooling PgBouncer: no prepared
     /// statements, no cancel of a statement by backend pid, and LISTEN only over a direct connection of its own
