@@ -17,7 +17,19 @@ RUN swift build -c release --static-swift-stdlib \
           "$(swift build -c release --show-bin-path)"/skipper-runner \
           "$(swift build -c release --show-bin-path)"/skipper-migrate /out/
 
-# Runtime stage: a slim Debian with libpq, running as an unprivileged user.
+# An optional PgBouncer in transaction pooling mode (compose's `pgbouncer` profile): Debian's package, our config.
+FROM debian:bookworm-slim AS pgbouncer
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends pgbouncer \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10002 --home-dir /nonexistent --shell /usr/sbin/nologin bouncer
+COPY scripts/pgbouncer.ini /etc/pgbouncer/skipper.ini
+COPY scripts/pgbouncer-start.sh /usr/local/bin/pgbouncer-start
+USER bouncer
+EXPOSE 6432
+CMD ["pgbouncer-start"]
+
+# Runtime stage (the default target): a slim Debian with libpq, running as an unprivileged user.
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libpq5 ca-certificates tzdata libjs-chart.js \
