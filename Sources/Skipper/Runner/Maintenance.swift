@@ -17,7 +17,10 @@ struct Maintenance: Service {
     func run() async throws {
         await self.gate.waitForStart()
         guard self.gate.isOpen else { return }
-        await cancelWhenGracefulShutdown {
+        // The rounds run in a task of their own, cancelled at shutdown and not waited for: a round waiting on a
+        // database that is gone (postgres-nio kept one waiting past its cancellation) held the runner's exit until
+        // its last-resort timer. Each round's work is a transaction, and another runner takes the next round.
+        let rounds = Task {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.every(self.config.maintenanceInterval) { await self.rescue() } }
                 group.addTask {
@@ -27,6 +30,8 @@ struct Maintenance: Service {
                 }
             }
         }
+        try? await gracefulShutdown()
+        rounds.cancel()
     }
 
     private func every(_ interval: Duration, _ body: () async -> Void) async {
