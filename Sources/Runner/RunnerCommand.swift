@@ -65,9 +65,8 @@ struct RunnerCommand {
                 PostgresClient(configuration: $0.clientConfiguration(maxConnections: 1, applicationName: "skipper-runner-listen"), backgroundLogger: logger)
             }
             : nil
-        let mode = runnerConfig.pollOnly
-            ? "polling (POLL_ONLY)" + (config.database.pooled ? ", through a transaction-pooling PgBouncer" : "")
-            : config.database.connectionMode(listen: listen == nil ? nil : config.listenDatabase, pollInterval: runnerConfig.pollInterval)
+        let mode = config.database.connectionMode(
+            listen: listen == nil ? nil : config.listenDatabase, pollInterval: runnerConfig.pollInterval, pollOnly: runnerConfig.pollOnly)
         logger.info("database", metadata: ["connection": "\(mode)"])
         if config.listenDatabase != nil, listen == nil {
             logger.warning("LISTEN_DATABASE_URL is ignored: it serves a runner behind PgBouncer (DB_POOLER=pgbouncer) that does not poll only")

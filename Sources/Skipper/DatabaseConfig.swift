@@ -91,8 +91,9 @@ public struct DatabaseConfig: Sendable, Equatable {
     }
 
     /// How a process reaches PostgreSQL, for its start-up line: direct, or through a pooler with LISTEN over a direct
-    /// connection or polling.
-    public func connectionMode(listen: DatabaseConfig?, pollInterval: Duration? = nil) -> String {
+    /// connection or polling; or polling only (a runner's `POLL_ONLY`), either way.
+    public func connectionMode(listen: DatabaseConfig?, pollInterval: Duration? = nil, pollOnly: Bool = false) -> String {
+        if pollOnly { return "polling (POLL_ONLY)" + (self.pooled ? ", through a transaction-pooling PgBouncer" : "") }
         guard self.pooled else { return "direct" }
         let wakeups = listen.map { "LISTEN over LISTEN_DATABASE_URL (\($0.host):\($0.port))" }
             ?? "polling" + (pollInterval.map { " every \(ConfigError.describe($0))" } ?? "")

@@ -22,8 +22,7 @@ public struct JobContext: Sendable {
     /// `meta.request_id`: the X-Request-ID of the API request that submitted the job.
     public let requestID: String?
     /// `meta.traceparent`: the trace the job belongs to (the submitter's, or one the API started), when valid.
-    /// Read from `meta` on each use.
-    public var traceParent: TraceParent? { TraceParent.inMeta(self.meta) }
+    public let traceParent: TraceParent?
     let runnerLogger: Logger
     /// The runner's Postgres client, for the handler's own queries.
     public let postgres: PostgresClient
@@ -52,6 +51,7 @@ public struct JobContext: Sendable {
         self.attempt = attempt
         self.maxAttempts = maxAttempts
         self.meta = meta
+        self.traceParent = TraceParent.inMeta(meta)
         self.requestID = requestID
         self.runnerLogger = runnerLogger
         self.postgres = postgres

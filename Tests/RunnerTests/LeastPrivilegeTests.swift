@@ -35,14 +35,11 @@ import TestSupport
                 SELECT 1 + i % 5, 1000, 30, 'PAID', '2025-01-01'::timestamptz + (i % 48) * interval '1 hour' FROM generate_series(1, 2000) i
                 """)
             try await db.query("INSERT INTO products (name, category, stock, price_cents) VALUES ('beans', 'coffee', 10, 500)")
-            let port = Int.random(in: 20000..<40000)
             let runner = try ChildProcess.runner(url: runnerUser.url(redacted: false), environment: ["RESCUE_AFTER": "3s"])
             defer { runner.killNow() }
             #expect(try await eventually { try await db.scalar("SELECT count(*) FROM skipper.runners") == "1" }, "\(runner.log)")
-            let api = try ChildProcess.skipper("skipper-api", url: apiUser.url(redacted: false), environment: ["PORT": "\(port)"])
+            let (api, base) = try await startAPI(url: apiUser.url(redacted: false))
             defer { api.killNow() }
-            let base = "http://127.0.0.1:\(port)"
-            #expect(try await eventually(timeout: .seconds(30)) { (try? await http("GET", "\(base)/ready").status) == 200 }, "\(api.log)")
 
             // Jobs: submitted, run, cancelled, retried.
             let noop = try await http("POST", "\(base)/jobs", #"{"kind": "noop"}"#)

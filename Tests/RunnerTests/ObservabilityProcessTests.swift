@@ -79,9 +79,7 @@ import TestSupport
                 [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0")],
             ]
             for settings in cases {
-                var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OTEL_") }
-                env["DATABASE_URL"] = db.url
-                for (name, value) in settings { env[name] = value }
+                let env = ChildProcess.environment(url: db.url, Dictionary(uniqueKeysWithValues: settings))
                 let result = try await runProcess(Executables.path("skipper-runner"), [], environment: env)
                 #expect(result.status == 1, "\(settings): \(result.stderr)")
                 #expect(result.stderr.contains(settings.last!.0), "\(result.stderr)")

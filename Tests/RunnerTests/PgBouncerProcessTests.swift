@@ -26,12 +26,8 @@ import TestSupport
             defer { listening.killNow() }
             let polling = try ChildProcess.runner(url: pooled, environment: common)
             defer { polling.killNow() }
-            let port = freePort()
-            let api = try ChildProcess.skipper(
-                "skipper-api", url: pooled, environment: ["DB_POOLER": "pgbouncer", "PORT": "\(port)", "DB_TIMEOUT": "10s"])
+            let (api, base) = try await startAPI(url: pooled, environment: ["DB_POOLER": "pgbouncer", "DB_TIMEOUT": "10s"])
             defer { api.killNow() }
-            let base = "http://127.0.0.1:\(port)"
-            #expect(try await eventually(timeout: .seconds(30)) { (try? await http("GET", "\(base)/ready").status) == 200 }, "\(api.log)")
             #expect(try await eventually(timeout: .seconds(30)) {
                 try await db.scalar("SELECT count(*) FROM skipper.runners") == "2"
             }, "\(listening.log)\n\(polling.log)\n\(bouncer.log)")

@@ -81,11 +81,8 @@ import TestSupport
                     "OTEL_PROPAGATORS": "tracecontext,baggage",
                 ])
             defer { runner.killNow() }
-            let port = freePort()
-            let api = try ChildProcess.skipper("skipper-api", url: db.url, environment: ["PORT": "\(port)"])
+            let (api, base) = try await startAPI(url: db.url)
             defer { api.killNow() }
-            let base = "http://127.0.0.1:\(port)"
-            #expect(try await eventually(timeout: .seconds(30)) { (try? await http("GET", "\(base)/ready").status) == 200 }, "\(api.log)")
             #expect(try await eventually(timeout: .seconds(30)) {
                 try await db.scalar("SELECT count(*) FROM skipper.runners") == "1"
             }, "\(runner.log)")

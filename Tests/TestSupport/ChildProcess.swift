@@ -54,14 +54,19 @@ public final class ChildProcess: Sendable {
 
     /// One of the package's executables against `url`, in this process's environment changed by `environment`.
     public static func skipper(_ name: String, url: String, environment: [String: String] = [:]) throws -> ChildProcess {
-        // The test's own OpenTelemetry settings only: a CI's OTEL_* would redirect or break a runner's exporter.
+        try ChildProcess(name, environment: Self.environment(url: url, environment))
+    }
+
+    /// The environment the package's executables start in: this process's, without its OTEL_* (a CI's would redirect
+    /// or break a runner's exporter: the test's own settings only), against `url`, no nightly settlement unless the
+    /// test asks for it, changed by `changes`.
+    public static func environment(url: String, _ changes: [String: String] = [:]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OTEL_") }
         env["DATABASE_URL"] = url
         env["LOG_LEVEL"] = env["TEST_RUNNER_LOG_LEVEL"] ?? "info"
-        // No nightly settlement in a test's database unless the test asks for it.
         env["NIGHTLY_SETTLEMENT"] = "off"
-        for (key, value) in environment { env[key] = value }
-        return try ChildProcess(name, environment: env)
+        for (key, value) in changes { env[key] = value }
+        return env
     }
 
     /// skipper-runner against `url` with extra environment (WORKERS, RESCUE_AFTER, ...).

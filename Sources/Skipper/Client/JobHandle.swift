@@ -72,9 +72,9 @@ extension JobHandle where Handler.Output: Decodable {
     func result(timeout: Duration, lookEvery: Duration) async throws -> Handler.Output? {
         let deadline = ContinuousClock.now + timeout
         let id = self.id, client = self.store.client, logger = self.store.logger
-        // Behind a transaction-pooling PgBouncer (a store without prepared statements) a LISTEN would stay on a
-        // server session others borrow next: there it only looks, borrowing a connection for each look.
-        let pooled = !self.store.prepared
+        // Behind a transaction-pooling PgBouncer a LISTEN would stay on a server session others borrow next: there it
+        // only looks, borrowing a connection for each look.
+        let pooled = self.store.pooled
         let finished: FinishedJob?
         do {
             // Bounded as a whole, the wait for a pooled connection included.

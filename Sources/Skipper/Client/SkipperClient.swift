@@ -19,7 +19,7 @@ public final class SkipperClient: Service, Sendable {
     /// A client on `postgres` (which must be running, e.g. in your ServiceGroup); `prepared` false when `postgres`
     /// goes through a transaction-pooling PgBouncer (``DatabaseConfig/pooled``).
     public init(postgres: PostgresClient, logger: Logger, notifyWindow: Duration = .milliseconds(3), prepared: Bool = true) {
-        self.store = JobStore(client: postgres, logger: logger, prepared: prepared)
+        self.store = JobStore(client: postgres, logger: logger, prepared: prepared, pooled: !prepared)
         self.notifier = WakeupNotifier(store: self.store, window: notifyWindow, logger: logger)
         self.batcher = SubmitBatcher(store: self.store)
     }

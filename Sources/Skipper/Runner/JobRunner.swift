@@ -51,8 +51,8 @@ public final class JobRunner: Service, Sendable {
             }
             byKind[handler.kind] = handler
         }
-        let store = JobStore(client: postgres, logger: logger, prepared: !config.pollOnly && !config.pooled)
-        let controlStore = JobStore(client: control ?? postgres, logger: logger, prepared: store.prepared)
+        let store = JobStore(client: postgres, logger: logger, prepared: !config.pollOnly, pooled: config.pooled)
+        let controlStore = JobStore(client: control ?? postgres, logger: logger, prepared: store.prepared, pooled: config.pooled)
         let lease = RunnerLease(length: config.rescueAfter)
         let gate = StartGate()
         let board = ProgressBoard()

@@ -229,8 +229,7 @@ extension JobStore {
         // Most batches of a busy queue are plain completions (no result, no progress): they take a narrower
         // statement, two arrays instead of eight and none of the per-row decisions.
         if !clearKeys, batch.allSatisfy(\.isPlainCompletion) {
-            return try await self.appliedClaims(
-                CompleteStatement(ids: batch.map(\.claim.jobID), leases: batch.map(\.claim.lease)), count: batch.count)
+            return try await self.appliedClaims(CompleteStatement(ids: batch.map(\.claim.jobID), leases: batch.map(\.claim.lease)))
         }
         var results: [String] = []
         var errors: [String] = []
@@ -266,13 +265,12 @@ extension JobStore {
         // their result), are announced on skipper_events; jobs that just completed without progress, the bulk of a
         // busy queue, are not: NOTIFY serialises the commits of every notifying transaction, and followers still see
         // them at their next poll.
-        return try await self.appliedClaims(statement, count: batch.count)
+        return try await self.appliedClaims(statement)
     }
 
     /// Runs a fenced finish statement; the claims whose write took effect.
-    private func appliedClaims<Statement: PostgresPreparedStatement>(
-        _ statement: Statement, count: Int
-    ) async throws -> Set<Claim> where Statement.Row == Claim {
+    private func appliedClaims<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws -> Set<Claim>
+    where Statement.Row == Claim {
         try await self.retryingMovedRows {
             Set(try await self.rows(of: statement))
         }

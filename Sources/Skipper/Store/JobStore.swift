@@ -14,12 +14,17 @@ public struct JobStore: Sendable {
     /// on a direct connection. Not behind a transaction-pooling PgBouncer, where a connection's prepared statements
     /// are not another's: there they run as unnamed statements, parsed each time.
     public var prepared = true
+    /// Whether `client` goes through a transaction-pooling PgBouncer: then no statement may leave state on its
+    /// session (a LISTEN, say), as the next transaction may be another client's. (A store may also go unprepared on
+    /// a direct connection, as a polling runner's does.)
+    public var pooled = false
 
-    /// A store on `client`; `prepared` false behind a transaction-pooling PgBouncer.
-    public init(client: PostgresClient, logger: Logger, prepared: Bool = true) {
+    /// A store on `client`; `pooled` behind a transaction-pooling PgBouncer (which implies unprepared statements).
+    public init(client: PostgresClient, logger: Logger, prepared: Bool = true, pooled: Bool = false) {
         self.client = client
         self.logger = logger
-        self.prepared = prepared
+        self.prepared = prepared && !pooled
+        self.pooled = pooled
     }
 
     /// The rows of `statement`: prepared once per connection, or (``prepared`` false) sent as an unnamed statement.
