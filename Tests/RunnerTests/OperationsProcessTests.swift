@@ -126,6 +126,57 @@ import TestSupport
         }
     }
 
+    /// Limits far from reached take the claim that does not wait for the queue's turn: four runners of 50 workers,
+    /// claiming 10 at a time, on a queue limited to 120 RUNNING and a queue limited to 600 starts per 3 s, for 20 s
+    /// with RUNNING sampled every 100 ms. No sample is over 120, the 120 slots stay full, no 3-second window holds
+    /// more than 600 starts, and the budget is spent (3,600 starts in the first 16.5 s: six windows).
+    @Test func limitsFarFromReachedHoldAcrossFourRunners() async throws {
+        try await withTestDatabase { db in
+            try await db.query(
+                """
+                INSERT INTO skipper.queues (name, concurrency, rate_limit, rate_period) VALUES
+                  ('q-wide', 120, NULL, NULL), ('q-budget', NULL, 600, '3 seconds')
+                """)
+            try await db.query(
+                """
+                INSERT INTO skipper.jobs (queue, kind, args)
+                SELECT 'q-wide', 'sleep', '{"ms": 150}'::jsonb FROM generate_series(1, 30000)
+                UNION ALL
+                SELECT 'q-budget', 'noop', '{}' FROM generate_series(1, 6000)
+                """)
+            let env = ["WORKERS": "50", "CLAIM_BATCH": "10", "QUEUES": "q-wide,q-budget", "POLL_INTERVAL": "200ms"]
+            let runners = try (0..<4).map { _ in try ChildProcess.skipper("skipper-test-runner", url: db.url, environment: env) }
+            defer { for runner in runners { runner.killNow() } }
+            let start = ContinuousClock.now
+            var (highest, occupied, samples) = (0, 0, 0)
+            while ContinuousClock.now - start < .seconds(20) {
+                let running = Int(try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'RUNNING' AND queue = 'q-wide'") ?? "") ?? 0
+                // The first samples come before the runners are up.
+                if ContinuousClock.now - start > .seconds(3) { occupied += running; samples += 1 }
+                highest = max(highest, running)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let log = runners.map(\.log).joined(separator: "\n---\n").suffix(4000)
+            let fill = Double(occupied) / Double(max(samples, 1)) / 120
+            print("limits far from reached: highest RUNNING \(highest) of 120, slots filled \(fill) over \(samples) samples")
+            #expect(highest <= 120 && highest >= 110, "q-wide: at most 120 RUNNING, got \(highest); \(log)")
+            #expect(fill >= 0.75, "q-wide: slots filled \(fill) of the time; \(log)")
+            let worstWindow = try await db.scalar(
+                """
+                SELECT max(n) FROM (
+                    SELECT count(*) OVER (ORDER BY started_at RANGE BETWEEN CURRENT ROW AND interval '2.999999 seconds' FOLLOWING) AS n
+                    FROM skipper.jobs WHERE queue = 'q-budget' AND started_at IS NOT NULL) w
+                """)
+            #expect(worstWindow == "600", "the busiest 3 s window of q-budget; \(log)")
+            let spent = try #require(Int(try await db.scalar(
+                """
+                SELECT count(*) FROM skipper.jobs WHERE queue = 'q-budget'
+                  AND started_at < (SELECT min(started_at) FROM skipper.jobs WHERE queue = 'q-budget') + interval '16.5 seconds'
+                """) ?? ""))
+            #expect((3420...3600).contains(spent), "q-budget starts in 16.5 s: \(spent), 3,600 expected")
+        }
+    }
+
     /// A job's own timeout and its kind's default: at the deadline the handler is cancelled and the attempt fails
     /// with "timed out after …", retried like any failure; a handler that ignores cancellation is reported and holds
     /// its slot until it returns.
