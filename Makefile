@@ -9,7 +9,7 @@ MERCHANTS ?= 1000
 DAYS ?= 31
 STEPS ?= 1
 
-.PHONY: all build run test bench db db-stop migrate-up migrate-down migrate-status seed clean openapi contract embed-migrations embed-ui
+.PHONY: all build run test bench bench-hosts db db-stop migrate-up migrate-down migrate-status seed clean openapi contract embed-migrations embed-ui
 
 all: build
 
@@ -73,3 +73,9 @@ bench:
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || echo "bench: wrk is missing; the HTTP phase will be skipped"
 	for product in skipper-migrate skipper-runner skipper-api skipper-bench; do $(SWIFT) build -c release --product $$product || exit 1; done
 	$(WITH_DB) .build/release/skipper-bench
+
+## The no-op drain with runners on 1, 2, 4 and 8 network hosts (Linux namespaces; needs root): writes
+## bench/results/hosts.tsv and docs/hosts-scaling.png. Uses a throwaway cluster of its own, removed afterwards.
+bench-hosts:
+	for product in skipper-migrate skipper-runner; do $(SWIFT) build -c release --product $$product || exit 1; done
+	scripts/hosts-bench.sh
