@@ -216,4 +216,29 @@ import TestSupport
             }
         }
     }
+
+    /// A share is taken only by a claim that read the limits it was dealt under: one left from other limits (a limit
+    /// added while a claim was under way, and the shares dealt again) makes the claim count instead.
+    @Test func aShareDealtUnderOtherLimitsIsNotUsed() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                _ = try await skipper.enqueueMany((0..<40).map { _ in NewJob(kind: "noop") })
+                try await db.query("INSERT INTO skipper.queues (name, rate_limit, rate_period) VALUES ('default', 100, '1 hour')")
+                #expect(try await self.limited(skipper.store, db, 4) == 4)
+                let rateOnly = try #require(try await db.scalar("SELECT dealt_for FROM skipper.limit_shards"))
+                try await db.query("UPDATE skipper.queues SET concurrency = 10")
+                // Shares for both limits, as if dealt under the rate alone: room for 50 each.
+                try await db.query(
+                    """
+                    INSERT INTO skipper.limit_shards (scope, runner, room, dealt_for, dealt_at)
+                    VALUES ('queue default', 'r', 50, \(rateOnly), now()), ('queue-rate default', 'r', 50, \(rateOnly), now())
+                    """)
+                // Counted instead: 4 RUNNING of 10, so 6 more, not 10.
+                #expect(try await self.limited(skipper.store, db, 10) == 6)
+                #expect(try await self.running(db) == "10")
+                #expect(try await db.scalar("SELECT count(*) FROM skipper.limit_shards WHERE dealt_for = \(rateOnly)") == "0")
+            }
+        }
+    }
 }

@@ -1629,24 +1629,33 @@ CREATE TABLE skipper.limit_shards (
     -- How many more jobs this runner may start without counting: RUNNING jobs for a concurrency limit, starts for
     -- a rate limit.
     room     integer     NOT NULL CHECK (room >= 0),
+    -- The queue's limits it was dealt under (skipper.limits_of): a claim that read others does not use it.
+    dealt_for text       NOT NULL,
     dealt_at timestamptz NOT NULL,
     PRIMARY KEY (scope, runner)
 );
 COMMENT ON TABLE skipper.limit_shards IS
     'What is left of a queue''s concurrency or rate limit, dealt to its live runners by skipper.claim_limited: room a runner may take without taking turns.';
 GRANT SELECT, INSERT, UPDATE, DELETE ON skipper.limit_shards TO skipper_runner;
-GRANT SELECT, DELETE ON skipper.limit_shards TO skipper_api;
+GRANT SELECT ON skipper.limit_shards TO skipper_api;
 
 -- What a fast claim took, held until its shares have taken it.
 CREATE TYPE skipper.claimed_job AS (id bigint, lease bigint, queue text, kind text, args text, attempt integer,
                                     max_attempts integer, meta text, request_id text, priority smallint,
                                     run_at timestamptz, timeout_ms integer);
 
+-- A queue's limits, as one text: shares are dealt under them, and taken only by a claim that read the same.
+CREATE FUNCTION skipper.limits_of(q skipper.queues) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT concat_ws('/', coalesce(q.concurrency::text, '-'), coalesce(q.partition_by, '-'), coalesce(q.rate_limit::text, '-'),
+                     coalesce(q.rate_period::text, '-'))
+$$;
+
 -- Deals what is left of one limit of a queue (p_left, counted under the queue's lock, after the claim that counted it)
 -- to the live runners that serve the queue, in equal shares; a share too small for a claim of p_min is not dealt, so
 -- near the limit every claim takes its turn and counts. Shares of runners no longer live are taken back. Called with
 -- every share of the scope locked.
-CREATE FUNCTION skipper.deal_shares(p_queue text, p_scope text, p_left integer, p_min integer)
+CREATE FUNCTION skipper.deal_shares(p_queue text, p_scope text, p_left integer, p_min integer, p_limits text)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     live text[];
@@ -1660,11 +1669,32 @@ BEGIN
         RETURN;
     END IF;
     DELETE FROM skipper.limit_shards s WHERE s.scope = p_scope AND s.runner <> ALL (live);
-    INSERT INTO skipper.limit_shards (scope, runner, room, dealt_at)
-    SELECT p_scope, l.id, share, clock_timestamp() FROM unnest(live) AS l(id)
-    ON CONFLICT (scope, runner) DO UPDATE SET room = excluded.room, dealt_at = excluded.dealt_at;
+    INSERT INTO skipper.limit_shards (scope, runner, room, dealt_for, dealt_at)
+    SELECT p_scope, l.id, share, p_limits, clock_timestamp() FROM unnest(live) AS l(id)
+    ON CONFLICT (scope, runner) DO UPDATE SET room = excluded.room, dealt_for = excluded.dealt_for, dealt_at = excluded.dealt_at;
 END
 $$;
+
+-- Deals both limits of queue q (as read under its lock), from the RUNNING jobs and the starts in the window counted
+-- under the lock (this claim's included); a limit the queue does not have, or one kept per partition (which no fast
+-- claim takes), has its shares taken back. Called with every share of the queue locked.
+CREATE FUNCTION skipper.deal_queue_shares(q skipper.queues, p_running integer, p_started integer, p_min integer)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF q.concurrency IS NOT NULL AND q.partition_by IS NULL AND p_running IS NOT NULL THEN
+        PERFORM skipper.deal_shares(q.name, 'queue ' || q.name, q.concurrency - p_running, p_min, skipper.limits_of(q));
+    ELSE
+        DELETE FROM skipper.limit_shards s WHERE s.scope = 'queue ' || q.name;
+    END IF;
+    IF q.rate_limit IS NOT NULL AND q.partition_by IS NULL AND p_started IS NOT NULL THEN
+        PERFORM skipper.deal_shares(q.name, 'queue-rate ' || q.name, q.rate_limit - p_started, p_min, skipper.limits_of(q));
+    ELSE
+        DELETE FROM skipper.limit_shards s WHERE s.scope = 'queue-rate ' || q.name;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION skipper.deal_shares(text, text, integer, integer, text), skipper.deal_queue_shares(skipper.queues, integer, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION skipper.deal_shares(text, text, integer, integer, text), skipper.deal_queue_shares(skipper.queues, integer, integer, integer) TO skipper_runner;
 
 -- A queue's limit changed, or the queue is gone: its shares are taken back (a kind's bound forgotten, as before).
 CREATE OR REPLACE FUNCTION skipper.forget_running_bound() RETURNS trigger
@@ -1711,10 +1741,12 @@ DECLARE
     ok boolean;
     qpath text[];
     claim_lease bigint;
-    -- The queue's limits kept in shares (skipper.limit_shards): their scopes, the room of this runner's shares, what
-    -- the fast path took; and, counted under the lock, the RUNNING jobs and the starts in the rate window.
+    -- The fast path's: the scopes of this runner's shares it needs, the limits it read, how many of the shares it
+    -- found and the room they leave, what it took. Counted under the lock: the RUNNING jobs, the starts in the rate
+    -- window, and the jobs this claim took.
     scopes text[] := '{}';
     share_scope text;
+    read_limits text;
     shares bigint;
     room integer;
     undone boolean := false;
@@ -1736,13 +1768,15 @@ BEGIN
     -- room for it. Only this runner's claims touch its shares, so two runners' claims never wait on each other; a
     -- claim that takes its turn (below) locks every share before it counts, so a fast claim either committed before
     -- the count (and is counted) or takes from the shares dealt after it. A share gone or too small by then (a limit
-    -- changed, the shares dealt again) undoes the fast claim, which then takes its turn.
+    -- changed, the shares dealt again) undoes the fast claim, which then takes its turn; so does a share dealt under
+    -- other limits than the ones this claim read (a limit added meanwhile: its jobs would count against none).
     IF q.partition_by IS NULL AND (q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL) THEN
         -- In this order everywhere.
         scopes := CASE WHEN q.concurrency IS NOT NULL THEN ARRAY['queue ' || p_queue] ELSE '{}'::text[] END
                   || CASE WHEN q.rate_limit IS NOT NULL THEN ARRAY['queue-rate ' || p_queue] ELSE '{}'::text[] END;
+        read_limits := skipper.limits_of(q);
         SELECT count(*), min(s.room) INTO shares, room FROM skipper.limit_shards s
-        WHERE s.scope = ANY (scopes) AND s.runner = p_runner;
+        WHERE s.scope = ANY (scopes) AND s.runner = p_runner AND s.dealt_for = read_limits;
         IF shares = cardinality(scopes) AND room >= max_jobs
            AND NOT EXISTS (SELECT FROM skipper.kinds kd WHERE kd.kind = ANY (p_kinds)
                            AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL)) THEN
@@ -1756,6 +1790,9 @@ BEGIN
                         SELECT w.id FROM skipper.jobs_active w
                         WHERE w.status = 'QUEUED' AND w.finished_at IS NULL AND w.queue = p_queue AND w.run_at <= now()
                           AND (w.priority, w.run_at, w.id) > (after_priority, after_run_at, after_id) AND w.kind = ANY (p_kinds)
+                          -- A kind limited since the check above is left for a claim that counts it.
+                          AND NOT EXISTS (SELECT FROM skipper.kinds kd WHERE kd.kind = w.kind
+                                          AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL))
                         ORDER BY w.priority, w.run_at, w.id LIMIT max_jobs FOR UPDATE SKIP LOCKED))
                     RETURNING j.id, j.lease, j.queue, j.kind, j.args::text AS args, j.attempt, j.max_attempts, j.meta::text AS meta,
                               j.meta->>'request_id' AS request_id, j.priority, j.run_at, j.timeout_ms, j.started_at),
@@ -1768,7 +1805,8 @@ BEGIN
                 IF taken IS NOT NULL THEN
                     FOREACH share_scope IN ARRAY scopes LOOP
                         UPDATE skipper.limit_shards s SET room = s.room - cardinality(taken)
-                        WHERE s.scope = share_scope AND s.runner = p_runner AND s.room >= cardinality(taken);
+                        WHERE s.scope = share_scope AND s.runner = p_runner AND s.room >= cardinality(taken)
+                          AND s.dealt_for = read_limits;
                         IF NOT FOUND THEN
                             RAISE EXCEPTION 'the share % of % changed under a claim', share_scope, p_runner USING ERRCODE = 'SKL01';
                         END IF;
@@ -1789,11 +1827,11 @@ BEGIN
         -- Read again under the lock (each statement here sees what committed before it began).
         SELECT * INTO q FROM skipper.queues WHERE skipper.queues.name = p_queue;
         IF q.paused THEN RETURN; END IF;
-        -- Every share of the queue locked before counting: a fast claim still raising one finishes first (and is
-        -- counted); one that has not reached its share waits for the shares dealt below.
-        FOREACH share_scope IN ARRAY scopes LOOP
-            PERFORM FROM skipper.limit_shards s WHERE s.scope = share_scope ORDER BY s.runner FOR UPDATE;
-        END LOOP;
+        -- Every share of the queue locked before counting, whatever the limits are now: a fast claim lowering one
+        -- commits first (and is counted); one that has not reached its share takes from the deal below, if it was
+        -- dealt under the limits that claim read.
+        PERFORM FROM skipper.limit_shards s WHERE s.scope = 'queue ' || p_queue ORDER BY s.runner FOR UPDATE;
+        PERFORM FROM skipper.limit_shards s WHERE s.scope = 'queue-rate ' || p_queue ORDER BY s.runner FOR UPDATE;
     END IF;
     at := clock_timestamp();
     IF q.concurrency IS NOT NULL THEN
@@ -1813,7 +1851,11 @@ BEGIN
         SELECT least(coalesce(sum(s.jobs), 0), 2147483647) INTO started_now FROM skipper.rate_starts s WHERE s.scope = 'queue ' || p_queue;
         budget := budget || jsonb_build_object('queue-rate', q.rate_limit - started_now);
     END IF;
-    IF (budget->>'queue')::int <= 0 OR (budget->>'queue-rate')::int <= 0 THEN RETURN; END IF;
+    IF (budget->>'queue')::int <= 0 OR (budget->>'queue-rate')::int <= 0 THEN
+        -- Full: no share has room left (one dealt before an overshoot, say, is taken back).
+        PERFORM skipper.deal_queue_shares(q, running_now, started_now, max_jobs);
+        RETURN;
+    END IF;
     SELECT coalesce(jsonb_object_agg(kd.kind, jsonb_build_object(
                'concurrency', kd.concurrency, 'path', string_to_array(substr(kd.partition_by, 6), '.'),
                'rate', kd.rate_limit, 'period', extract(epoch FROM kd.rate_period))), '{}')
@@ -1828,7 +1870,9 @@ BEGIN
             WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.queue = p_queue AND j.run_at <= now()
               AND (j.priority, j.run_at, j.id) > (after_priority, after_run_at, after_id) AND j.kind = ANY (p_kinds)
             ORDER BY j.priority, j.run_at, j.id
-            LIMIT least(max_jobs, coalesce((budget->>'queue')::int, max_jobs), coalesce((budget->>'queue-rate')::int, max_jobs)));
+            LIMIT least(max_jobs, coalesce((budget->>'queue')::int, max_jobs), coalesce((budget->>'queue-rate')::int, max_jobs))
+            -- Not the jobs a fast claim is taking now: a claim that came back empty while jobs waited.
+            FOR UPDATE SKIP LOCKED);
     END IF;
     FOR c IN SELECT j.id, j.kind, j.args FROM skipper.jobs_active j
              WHERE j.status = 'QUEUED' AND j.finished_at IS NULL AND j.queue = p_queue AND j.run_at <= now()
@@ -1899,7 +1943,10 @@ BEGIN
         EXIT WHEN cardinality(chosen) >= max_jobs
                OR (budget->>'queue')::int <= 0 OR (budget->>'queue-rate')::int <= 0;
     END LOOP;
-    IF cardinality(chosen) = 0 THEN RETURN; END IF;
+    IF cardinality(chosen) = 0 THEN
+        IF q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL THEN PERFORM skipper.deal_queue_shares(q, running_now, started_now, max_jobs); END IF;
+        RETURN;
+    END IF;
 
     claim_lease := nextval('skipper.job_leases');
     RETURN QUERY
@@ -1928,14 +1975,9 @@ BEGIN
     SELECT u.id, u.lease, u.queue, u.kind, u.args, u.attempt, u.max_attempts, u.meta, u.request_id, u.priority, u.run_at, u.timeout_ms
     FROM u;
     -- What is left of the limits, counted under the lock, dealt in shares to the queue's live runners.
-    IF cardinality(scopes) > 0 THEN
+    IF q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL THEN
         GET DIAGNOSTICS claimed = ROW_COUNT;
-        IF q.concurrency IS NOT NULL THEN
-            PERFORM skipper.deal_shares(p_queue, 'queue ' || p_queue, q.concurrency - running_now - claimed, max_jobs);
-        END IF;
-        IF q.rate_limit IS NOT NULL THEN
-            PERFORM skipper.deal_shares(p_queue, 'queue-rate ' || p_queue, q.rate_limit - started_now - claimed, max_jobs);
-        END IF;
+        PERFORM skipper.deal_queue_shares(q, running_now + claimed, started_now + claimed, max_jobs);
     END IF;
 END
 $$;
@@ -2138,7 +2180,9 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION skipper.deal_shares(text, text, integer, integer);
+DROP FUNCTION skipper.deal_queue_shares(skipper.queues, integer, integer, integer);
+DROP FUNCTION skipper.deal_shares(text, text, integer, integer, text);
+DROP FUNCTION skipper.limits_of(skipper.queues);
 DROP TYPE skipper.claimed_job;
 DROP TABLE skipper.limit_shards;
 """#
