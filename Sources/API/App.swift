@@ -7,6 +7,7 @@ import Skipper
 @main
 struct App {
     static func main() async throws {
+        ProcessSetup.prepare()
         // `skipper-api openapi`: print the OpenAPI document of this build and exit (`make openapi`).
         if CommandLine.arguments.dropFirst() == ["openapi"] {
             do {

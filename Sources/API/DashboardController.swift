@@ -42,24 +42,27 @@ struct DashboardController: Sendable {
     }
 
     @Sendable func cancelJobs(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
-        try await self.changeSelected(input, done: "jobs cancelled by filter") { store, filter, limit, after in
-            try await store.cancel(filter, limit: limit, after: after)
+        try await self.changeSelected(input, done: "jobs cancelled by filter") { store, filter, limit, after, budget in
+            try await store.cancel(filter, limit: limit, after: after, within: budget)
         }
     }
 
     @Sendable func retryJobs(_ request: Request, context: APIRequestContext, input: Input) async throws -> Response {
-        try await self.changeSelected(input, done: "jobs retried by filter") { store, filter, limit, after in
-            try await store.retry(filter, limit: limit, after: after)
+        try await self.changeSelected(input, done: "jobs retried by filter") { store, filter, limit, after, budget in
+            try await store.retry(filter, limit: limit, after: after, within: budget)
         }
     }
 
     /// Runs `change` on the page of jobs the body selects; their event streams are poked and the change is logged.
+    /// The page stops at half of `DB_TIMEOUT` (each job is a transaction of its own), answering what it changed and
+    /// where to go on: cut at the deadline instead, it answered 503 for a page it had half changed.
     private func changeSelected(
         _ input: Input, done: Logger.Message,
-        _ change: @escaping @Sendable (JobStore, JobFilter, Int, Int64?) async throws -> BulkOutcome
+        _ change: @escaping @Sendable (JobStore, JobFilter, Int, Int64?, Duration) async throws -> BulkOutcome
     ) async throws -> Response {
         let (filter, limit, after) = Self.bulk(input)
-        let outcome = try await self.database.run { database in try await change(database.store, filter, limit, after) }
+        let budget = Duration.nanoseconds(self.database.deadline.nanoseconds / 2)
+        let outcome = try await self.database.run { database in try await change(database.store, filter, limit, after, budget) }
         outcome.changed.forEach(self.events.poke)
         if !outcome.changed.isEmpty {
             self.logger.info(done, metadata: ["jobs": "\(outcome.changed.count)", "filter": "\(JSONValue.object(input.bodyObject).jsonText)"])

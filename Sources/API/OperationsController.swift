@@ -57,8 +57,10 @@ struct OperationsController: Sendable {
             for row in depth {
                 output += "skipper_jobs{queue=\"\(Self.escape(row.queue))\",status=\"\(row.status.rawValue)\"} \(row.jobs)\n"
             }
+            output += "# TYPE skipper_database_up gauge\n# HELP skipper_database_up 1 when PostgreSQL answered this scrape, else 0.\n"
             output += "skipper_database_up 1\n"
         } catch {
+            output += "# TYPE skipper_database_up gauge\n# HELP skipper_database_up 1 when PostgreSQL answered this scrape, else 0.\n"
             output += "skipper_database_up 0\n"
         }
         return Response(

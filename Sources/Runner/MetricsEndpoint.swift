@@ -1,8 +1,11 @@
 import Hummingbird
 import Logging
 import Metrics
+import NIOCore
 import Prometheus
 import ServiceLifecycle
+import Skipper
+import Synchronization
 
 /// `METRICS_PORT`: the runner's instruments (jobs finished per kind and outcome, run time and lag histograms, claims,
 /// completer batches and write times, running jobs, lease age) as Prometheus text at `GET /metrics`, on
@@ -39,11 +42,64 @@ struct MetricsEndpoint: Service {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }
+        let open = OpenConnections(limit: Self.maxConnections)
+        let listening = Atomic<Bool>(false)
+        let (host, port, logger) = (self.host, self.port, self.logger)
+        // Scrapers come back every few seconds: a connection idle for 10 s is closed, and past 32 at once new ones
+        // are, so connections held open (a half-sent request, a slow loris) cannot take the descriptors the runner
+        // needs for PostgreSQL.
         let app = Application(
-            router: router, configuration: .init(address: .hostname(self.host, port: self.port), serverName: "skipper-runner"),
+            router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionLimiter(open)], idleTimeout: .seconds(10))),
+            configuration: .init(address: .hostname(host, port: port), serverName: "skipper-runner"),
+            onServerRunning: { _ in
+                listening.store(true, ordering: .relaxed)
+                logger.info("serving Prometheus metrics", metadata: ["metrics.address": "\(host):\(port)"])
+            },
             logger: self.logger)
-        self.logger.info("serving Prometheus metrics", metadata: ["metrics.address": "\(self.host):\(self.port)"])
-        // A service of the runner's group: its graceful shutdown stops the server too.
-        try await app.run()
+        do {
+            // A service of the runner's group: its graceful shutdown stops the server too.
+            try await app.run()
+        } catch where !listening.load(ordering: .relaxed) {
+            throw ConfigError(name: "METRICS_PORT", message: "cannot listen on \(host):\(port) (METRICS_HOST, METRICS_PORT): \(error)")
+        }
+    }
+
+    /// The most connections to the metrics port open at once.
+    static let maxConnections = 32
+}
+
+/// Connections open to a server, and how many may be.
+final class OpenConnections: Sendable {
+    let limit: Int
+    let count = Atomic<Int>(0)
+
+    init(limit: Int) { self.limit = limit }
+}
+
+/// Closes a connection at once when `limit` others are open already.
+final class ConnectionLimiter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let open: OpenConnections
+    private var counted = false
+
+    init(_ open: OpenConnections) { self.open = open }
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard self.open.count.wrappingAdd(1, ordering: .relaxed).newValue <= self.open.limit else {
+            self.open.count.wrappingSubtract(1, ordering: .relaxed)
+            context.close(promise: nil)
+            return
+        }
+        self.counted = true
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if self.counted {
+            self.counted = false
+            self.open.count.wrappingSubtract(1, ordering: .relaxed)
+        }
+        context.fireChannelInactive()
     }
 }

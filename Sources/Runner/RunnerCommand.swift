@@ -11,6 +11,7 @@ import Tracing
 @main
 struct RunnerCommand {
     static func main() async throws {
+        ProcessSetup.prepare()
         let config: SkipperConfig
         let runnerConfig: RunnerConfig
         var periodicJobs: [PeriodicJob] = []
@@ -114,7 +115,9 @@ struct RunnerCommand {
         configuration.traces.enabled = true
         // The exporter's own messages go through the process's logging (LOG_FORMAT=json keeps every line JSON), from
         // warnings up unless OTEL_LOG_LEVEL says otherwise: the configuration it read is not worth a line per variable.
-        configuration.diagnosticLogger = .custom(Logger(label: "skipper.otel"))
+        // Its lines about the environment quote the values read, headers (credentials) among them: never those.
+        let otelLogger = Logger(label: "skipper.otel")
+        configuration.diagnosticLogger = .custom(Logger(label: "skipper.otel") { _ in RedactingLogHandler(otelLogger.handler, dropping: ["environment_value"]) })
         configuration.diagnosticLogLevel = .warning
         // A collector that does not answer holds the exit (after the jobs are done) at most this long per batch, not
         // the 30 s of the defaults (OTEL_BSP_EXPORT_TIMEOUT and OTEL_EXPORTER_OTLP_TIMEOUT still say otherwise).
@@ -154,11 +157,48 @@ struct RunnerCommand {
         if let sampler = value("OTEL_TRACES_SAMPLER"), !samplers.contains(sampler) {
             throw ConfigError(name: "OTEL_TRACES_SAMPLER", message: "must be one of \(samplers.joined(separator: ", ")), not '\(sampler)'")
         }
-        for name in ["OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] {
-            if let number = value(name), (Int(number) ?? 0) < 1 {
-                throw ConfigError(name: name, message: "must be a whole number of at least 1, not '\(number)'")
+        // Sizes (swift-otel reserves the whole queue at start: a billion aborted the process) and times in ms (an hour).
+        let ranges: [(String, ClosedRange<Int>)] = [
+            ("OTEL_BSP_MAX_QUEUE_SIZE", 1...1_000_000), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1...1_000_000),
+            ("OTEL_BSP_SCHEDULE_DELAY", 1...3_600_000), ("OTEL_BSP_EXPORT_TIMEOUT", 1...3_600_000),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", 1...3_600_000), ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", 1...3_600_000),
+        ]
+        for (name, range) in ranges {
+            if let number = value(name), !range.contains(Int(number) ?? 0) {
+                throw ConfigError(name: name, message: "must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(number)'")
+            }
+        }
+        // An endpoint or headers the exporter cannot use lose every span, silently: refused here instead. A header's
+        // value may be a credential, so the message names the entry, never its text.
+        for name in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
+            if let endpoint = environment[name], endpoint.isEmpty || !Self.isHTTPURL(endpoint) {
+                throw ConfigError(name: name, message: "must be an http:// or https:// URL with a host, not '\(endpoint)'")
+            }
+        }
+        for name in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
+            if let headers = value(name), let bad = Self.malformedHeader(headers) {
+                throw ConfigError(name: name, message: "must be comma-separated name=value pairs (a name of letters, digits and !#$%&'*+-.^_`|~, a value without control characters); entry \(bad) is not")
             }
         }
         return true
+    }
+
+    static func isHTTPURL(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else { return false }
+        return scheme == "http" || scheme == "https"
+    }
+
+    /// The 1-based position of the first entry of an `OTEL_EXPORTER_OTLP_HEADERS` value that is not `name=value`.
+    static func malformedHeader(_ headers: String) -> Int? {
+        let token = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~")
+        for (index, entry) in headers.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
+            guard let equals = entry.firstIndex(of: "=") else { return index + 1 }
+            let name = entry[..<equals].trimmingCharacters(in: .whitespaces)
+            let value = entry[entry.index(after: equals)...]
+            if name.isEmpty || !name.allSatisfy(token.contains) || value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                return index + 1
+            }
+        }
+        return nil
     }
 }

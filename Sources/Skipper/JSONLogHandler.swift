@@ -40,6 +40,8 @@ public struct JSONLogHandler: LogHandler {
         var fields = self.metadata
         if let provided = self.metadataProvider?.get() { fields.merge(provided) { _, new in new } }
         if let own = event.metadata { fields.merge(own) { _, new in new } }
+        // The error a library attached to its line (swift-otel's export failures carry their reason only there).
+        if let error = event.error, fields["error"] == nil { fields["error"] = "\(String(reflecting: error))" }
         var line = "{\"ts\":\"" + Self.timestamp() + "\",\"level\":\"" + event.level.rawValue + "\",\"logger\":"
         line += Self.quote(self.label) + ",\"msg\":" + Self.quote(event.message.description)
         for key in fields.keys.sorted() where !["ts", "level", "logger", "msg"].contains(key) {

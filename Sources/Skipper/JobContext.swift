@@ -77,7 +77,10 @@ public struct JobContext: Sendable {
         metadata["job.kind"] = "\(self.kind)"
         metadata["job.attempt"] = "\(self.attempt)"
         metadata["job.lease"] = "\(self.lease)"
-        if let requestID = self.requestID { metadata["request.id"] = "\(requestID)" }
+        // Kept short and printable: a job inserted by SQL may carry anything there, and it goes on every line.
+        if let requestID = self.requestID {
+            metadata["request.id"] = "\(String(requestID.prefix(128).unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : Character($0) }))"
+        }
         if let traceParent = self.traceParent { metadata["trace_id"] = "\(traceParent.traceID)" }
         logger.handler.metadata = metadata
         return logger

@@ -106,8 +106,16 @@ public struct TraceParent: Sendable, Hashable, CustomStringConvertible {
 
     /// The `traceparent` in a job's meta as PostgreSQL renders jsonb (`{"traceparent": "00-…", …}`), found without
     /// decoding the JSON: a valid one holds no character JSON escapes. Nil when there is none, or it is not valid.
+    /// Only meta's own key counts: when meta holds a nested object (a job inserted by SQL or the library may), the
+    /// key found could be inside it, and meta is decoded to look at the top level.
     static func inMeta(_ meta: String) -> TraceParent? {
         guard meta.utf8.count > 60, let key = meta.range(of: #""traceparent": ""#) else { return nil }
+        if meta.utf8.dropFirst().contains(UInt8(ascii: "{")) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(meta.utf8)) as? [String: Any],
+                let value = object[Self.metaKey] as? String
+            else { return nil }
+            return TraceParent(Substring(value))
+        }
         let rest = meta[key.upperBound...]
         guard let end = rest.firstIndex(of: "\"") else { return nil }
         return TraceParent(rest[..<end])

@@ -77,6 +77,13 @@ import TestSupport
                 [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
                 [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_TRACES_SAMPLER", "jaeger_remote")],
                 [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0")],
+                // swift-otel reserves the whole queue at start: a billion spans' worth aborted the process.
+                [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_BSP_MAX_QUEUE_SIZE", "1000000000")],
+                // Settings the exporter cannot use lost every span without a word.
+                [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url")],
+                [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key:s3cret")],
+                // An address the runner cannot listen on: the message names the variables (after the runner started).
+                [("METRICS_PORT", "\(freePort())"), ("METRICS_HOST", "192.0.2.1")],
             ]
             for settings in cases {
                 let env = ChildProcess.environment(url: db.url, Dictionary(uniqueKeysWithValues: settings))
@@ -84,7 +91,71 @@ import TestSupport
                 #expect(result.status == 1, "\(settings): \(result.stderr)")
                 #expect(result.stderr.contains(settings.last!.0), "\(result.stderr)")
                 #expect(!result.stderr.contains("crashed"), "\(result.stderr)")
+                // A header's value may be a credential: never in the message.
+                #expect(!result.stderr.contains("s3cret"), "\(result.stderr)")
             }
+        }
+    }
+
+    /// Connections held open to the metrics port (a half-sent request each, 300 of them) cost the runner no more than
+    /// 32 descriptors: it goes on claiming and finishing, and once they are gone (or idle 10 s) it answers scrapes.
+    @Test func connectionsHeldOpenToTheMetricsPortDoNotStarveTheRunner() async throws {
+        try await withTestDatabase { db in
+            let port = freePort()
+            let runner = try ChildProcess.runner(url: db.url, environment: ["METRICS_PORT": "\(port)", "WORKERS": "4"])
+            defer { runner.killNow() }
+            #expect(try await eventually(timeout: .seconds(30)) { (try? await http("GET", "http://127.0.0.1:\(port)/metrics").status) == 200 }, "\(runner.log)")
+            let pid = try #require(Int32(try await db.scalar("SELECT pid FROM skipper.runners") ?? ""))
+            let holder = try ChildProcess(
+                "/usr/bin/python3",
+                [
+                    "-c",
+                    """
+                    import socket, sys, time
+                    held = []
+                    for _ in range(300):
+                        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                        s.sendall(b"GET /metr")
+                        held.append(s)
+                    print("holding", flush=True)
+                    time.sleep(60)
+                    """,
+                    "\(port)",
+                ])
+            defer { holder.killNow() }
+            #expect(try await eventually(timeout: .seconds(20)) { holder.stdout.contains("holding") }, "\(holder.log)")
+            let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+            #expect(descriptors < 150, "the runner holds \(descriptors) descriptors")
+            try await db.query("INSERT INTO skipper.jobs (kind) SELECT 'noop' FROM generate_series(1, 50)")
+            #expect(try await eventually(timeout: .seconds(20)) {
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'COMPLETED'") == "50"
+            }, "\(runner.log)")
+            holder.killNow()
+            #expect(try await eventually(timeout: .seconds(15)) { (try? await http("GET", "http://127.0.0.1:\(port)/metrics").status) == 200 }, "\(runner.log)")
+        }
+    }
+
+    /// A log reader that goes away (a closed pipe) does not kill the runner: it goes on running jobs, and stops
+    /// gracefully when asked (before, the next log line killed it with SIGPIPE, like kill -9).
+    @Test func aRunnerOutlivesTheReaderOfItsLog() async throws {
+        try await withTestDatabase { db in
+            let env = ChildProcess.environment(url: db.url, ["WORKERS": "4"])
+            // The runner's output into `head`, which leaves after 100 bytes.
+            let pipeline = try ChildProcess(
+                "/bin/sh", ["-c", #"exec "$0" 2>&1 | head -c 100 > /dev/null"#, Executables.path("skipper-runner")], environment: env)
+            defer { pipeline.killNow() }
+            #expect(try await eventually(timeout: .seconds(30)) { try await db.scalar("SELECT count(*) FROM skipper.runners") == "1" })
+            let pid = try #require(Int32(try await db.scalar("SELECT pid FROM skipper.runners") ?? ""))
+            defer { kill(pid, SIGKILL) }
+            // Each failure is a log line, written to a pipe no one reads any more.
+            try await db.query("INSERT INTO skipper.jobs (kind, max_attempts) SELECT 'fail', 1 FROM generate_series(1, 20)")
+            try await db.query("INSERT INTO skipper.jobs (kind) SELECT 'noop' FROM generate_series(1, 20)")
+            #expect(try await eventually(timeout: .seconds(30)) {
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status IN ('COMPLETED', 'FAILED')") == "40"
+            })
+            #expect(kill(pid, 0) == 0, "the runner died")
+            kill(pid, SIGTERM)
+            #expect(try await eventually(timeout: .seconds(20)) { try await db.scalar("SELECT count(*) FROM skipper.runners") == "0" })
         }
     }
 }

@@ -1,4 +1,4 @@
-import Skipper
+@testable import Skipper
 import Testing
 
 /// The `traceparent` a job carries in its meta: what the API keeps from a request, and what it replaces.
@@ -51,5 +51,16 @@ import Testing
         ] {
             #expect(TraceParent.validState(state) == nil, "\(state)")
         }
+    }
+
+    /// A job's trace is meta's own `traceparent`, never one nested in another object of meta (a job inserted by SQL
+    /// or the library may carry any JSON there).
+    @Test func onlyMetasOwnTraceparentIsTheJobsTrace() {
+        let own = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let nested = "00-33333333333333333333333333333333-4444444444444444-01"
+        #expect(TraceParent.inMeta(#"{"request_id": "r-1", "traceparent": "\#(own)"}"#)?.description == own)
+        #expect(TraceParent.inMeta(#"{"a": {"traceparent": "\#(nested)"}, "request_id": "r-1"}"#) == nil)
+        #expect(TraceParent.inMeta(#"{"a": {"traceparent": "\#(nested)"}, "traceparent": "\#(own)"}"#)?.description == own)
+        #expect(TraceParent.inMeta(#"{"traceparent": "\#(own)", "z": {"b": 1}}"#)?.description == own)
     }
 }

@@ -315,6 +315,6 @@ extension APISchemas {
         [
             Property("count", Schema.int64(0...Int64.max, description: "How many jobs this call changed"), required: true),
             Property("job_ids", .array(.int64()), required: true),
-            Property("next", Schema.int64(description: "Pass as `after` to go on; null when every selected job was looked at").orNull, required: true),
+            Property("next", Schema.int64(description: "Pass as `after` to go on; null when every selected job was looked at. A page stops early (fewer than `limit` looked at) at half of the API's DB_TIMEOUT").orNull, required: true),
         ], closed: false, name: "BulkOutcome")
 }

@@ -385,7 +385,7 @@ final class Executor: Service, Sendable {
             var carrier = [TraceParent.metaKey: traceParent.description]
             if job.meta.contains(#""\#(TraceParent.stateMetaKey)""#),
                 let object = try? JSONSerialization.jsonObject(with: Data(job.meta.utf8)) as? [String: Any],
-                let state = object[TraceParent.stateMetaKey] as? String
+                let state = (object[TraceParent.stateMetaKey] as? String).flatMap(TraceParent.validState)
             {
                 carrier[TraceParent.stateMetaKey] = state
             }

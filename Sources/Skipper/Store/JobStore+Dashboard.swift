@@ -72,8 +72,10 @@ extension JobStore {
     /// Cancels up to `limit` of the QUEUED and RUNNING jobs `filter` selects, newest first, older than `after`: each
     /// as ``cancel(id:)`` does it (a QUEUED job at once, a RUNNING one by a request to its runner). Jobs already asked
     /// to cancel are left out.
-    public func cancel(_ filter: JobFilter, limit: Int, after: Int64?) async throws -> BulkOutcome {
-        try await self.eachSelected(filter, among: [.queued, .running], extra: "j.cancel_requested_at IS NULL", limit: limit, after: after) { id in
+    public func cancel(_ filter: JobFilter, limit: Int, after: Int64?, within budget: Duration? = nil) async throws -> BulkOutcome {
+        try await self.eachSelected(
+            filter, among: [.queued, .running], extra: "j.cancel_requested_at IS NULL", limit: limit, after: after, within: budget
+        ) { id in
             switch try await self.cancel(id: id) {
             case .cancelled, .requested: true
             case .alreadyFinished, .notFound: false
@@ -83,18 +85,22 @@ extension JobStore {
 
     /// Queues again up to `limit` of the FAILED and CANCELLED jobs `filter` selects, newest first, older than
     /// `after`, each as ``retry(id:)`` does it; a job whose unique key another QUEUED job holds stays as it is.
-    public func retry(_ filter: JobFilter, limit: Int, after: Int64?) async throws -> BulkOutcome {
-        try await self.eachSelected(filter, among: [.failed, .cancelled], extra: nil, limit: limit, after: after) { id in
+    public func retry(_ filter: JobFilter, limit: Int, after: Int64?, within budget: Duration? = nil) async throws -> BulkOutcome {
+        try await self.eachSelected(filter, among: [.failed, .cancelled], extra: nil, limit: limit, after: after, within: budget) { id in
             if case .queued = try await self.retry(id: id) { return true }
             return false
         }
     }
 
     /// Runs `change` on each job `filter` selects among `statuses` (up to `limit`, newest first, older than `after`).
+    /// With a `budget`, stops at the first job past it (each job is its own short transaction): the page is then
+    /// shorter, and `next` goes on after the last job looked at, so a caller bounded in time (the API, by
+    /// `DB_TIMEOUT`) never reports a failure for a page it half changed.
     private func eachSelected(
-        _ filter: JobFilter, among statuses: [JobStatus], extra: String?, limit: Int, after: Int64?,
+        _ filter: JobFilter, among statuses: [JobStatus], extra: String?, limit: Int, after: Int64?, within budget: Duration?,
         _ change: (Int64) async throws -> Bool
     ) async throws -> BulkOutcome {
+        let deadline = budget.map { ContinuousClock.now + $0 }
         var outcome = BulkOutcome()
         // A filter on another status selects nothing here.
         if let status = filter.status, !statuses.contains(status) { return outcome }
@@ -112,7 +118,13 @@ extension JobStore {
             binds: binds)
         var ids: [Int64] = []
         for try await id in try await self.client.query(query, logger: self.logger).decode(Int64.self) { ids.append(id) }
-        for id in ids.prefix(limit) where try await change(id) { outcome.changed.append(id) }
+        for (index, id) in ids.prefix(limit).enumerated() {
+            if let deadline, index > 0, ContinuousClock.now >= deadline {
+                outcome.next = ids[index - 1]
+                return outcome
+            }
+            if try await change(id) { outcome.changed.append(id) }
+        }
         outcome.next = ids.count > limit ? ids[limit - 1] : nil
         return outcome
     }
