@@ -198,5 +198,4 @@ $$;
 DROP FUNCTION skipper.deal_queue_shares(skipper.queues, integer, integer, integer);
 DROP FUNCTION skipper.deal_shares(text, text, integer, integer, text);
 DROP FUNCTION skipper.limits_of(skipper.queues);
-DROP TYPE skipper.claimed_job;
 DROP TABLE skipper.limit_shards;

@@ -117,8 +117,26 @@ extension JobStore {
     /// `skipper.claim_limited`: claims of the queue take turns on an advisory lock and admit only what every limit of
     /// the queue and of the kinds allows, so no limit is exceeded whatever the number of runners. Walks at most
     /// `candidates` waiting jobs from the head of the queue.
+    ///
+    /// A claim from the runner's shares of the queue's limits that finds a share dealt again under it is undone by
+    /// the database (SQLSTATE SKL01) and made again here, a few times at most: the next one reads the share as dealt.
     package func claimLimited(
         queue: String, kinds: [String], runnerID: String, limit: Int, candidates: Int = 1000, after: ClaimPosition = .start
+    ) async throws -> [ClaimedJob] {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await self.claimLimitedOnce(
+                    queue: queue, kinds: kinds, runnerID: runnerID, limit: limit, candidates: candidates, after: after)
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "SKL01" && attempt < 5 {
+                continue
+            }
+        }
+    }
+
+    private func claimLimitedOnce(
+        queue: String, kinds: [String], runnerID: String, limit: Int, candidates: Int, after: ClaimPosition
     ) async throws -> [ClaimedJob] {
         try await self.retryingMovedRows {
             var claimed: [ClaimedJob] = []
