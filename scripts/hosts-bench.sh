@@ -14,6 +14,7 @@
 # Writes bench/results/hosts.tsv and docs/hosts-scaling.png (gnuplot). Needs root (namespaces); everything it
 # creates (namespaces, veths, the cluster, the runners) is removed when it stops, also on Ctrl-C.
 #   JOBS=200000 ROUNDS=3 TOTAL_WORKERS=400 PER_RUNNER_WORKERS=100 HOSTS="1 2 4 8" scripts/hosts-bench.sh
+#   PLOT_ONLY=1 scripts/hosts-bench.sh    draws the figure again from bench/results/hosts.tsv
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,15 +32,44 @@ TICK=$(getconf CLK_TCK)
 
 log() { echo "hosts-bench: $*" >&2; }
 
+MAX_HOSTS=0
+for h in $HOSTS; do [ "$h" -gt "$MAX_HOSTS" ] && MAX_HOSTS=$h; done
+
+# The figure from a results file (PLOT_ONLY=1 draws it again from the last run's, without running anything).
+plot() {
+    command -v gnuplot >/dev/null || apt-get install -y -qq gnuplot-nox >/dev/null || { log "gnuplot is missing"; exit 1; }
+    gnuplot <<PLOT
+set terminal pngcairo size 900,520 font "DejaVu Sans,11"
+set output "$PLOT"
+set title "No-op drain, runners on separate network hosts ($CORES cores shared with PostgreSQL)"
+set xlabel "runner hosts"
+set ylabel "jobs/s"
+set y2label "CPU share, % of all cores"
+set logscale x 2
+set xrange [0.8:$MAX_HOSTS * 1.25]
+set xtics ($(echo "$HOSTS" | sed 's/\([0-9]\+\)/"\1" \1/g; s/ "/, "/g'))
+set yrange [0:*]
+set y2range [0:100]
+set y2tics 0, 20, 100
+set ytics nomirror
+set key outside bottom center horizontal
+set grid ytics
+set datafile separator "\t"
+plot "$1" using 2:(strcol(1) eq "same-total" ? \$5 : 1/0) with linespoints lw 2 pt 7 title "jobs/s, $TOTAL_WORKERS workers in all", \
+     "" using 2:(strcol(1) eq "same-per-runner" ? \$5 : 1/0) with linespoints lw 2 pt 5 title "jobs/s, $PER_RUNNER_WORKERS workers per runner", \
+     "" using 2:(strcol(1) eq "same-total" ? \$6 : 1/0) axes x1y2 with linespoints dt 2 pt 6 title "PostgreSQL CPU (same total)", \
+     "" using 2:(strcol(1) eq "same-per-runner" ? \$6 : 1/0) axes x1y2 with linespoints dt 2 pt 4 title "PostgreSQL CPU (per runner)", \
+     "" using 2:(strcol(1) eq "same-total" ? \$7 : 1/0) axes x1y2 with linespoints dt 3 pt 2 title "runners' CPU (same total)"
+PLOT
+}
+if [ "${PLOT_ONLY:-}" = 1 ]; then plot "$RESULTS"; log "drew $PLOT from $RESULTS"; exit 0; fi
+
 [ "$(id -u)" -eq 0 ] || { log "needs root: it creates network namespaces"; exit 1; }
 for tool in ip psql; do command -v "$tool" >/dev/null || { log "$tool is missing"; exit 1; }; done
-command -v gnuplot >/dev/null || apt-get install -y -qq gnuplot-nox >/dev/null || { log "gnuplot is missing"; exit 1; }
 for binary in skipper-runner skipper-migrate; do
     [ -x "$BIN/$binary" ] || { log "$BIN/$binary is missing: swift build -c release --product $binary"; exit 1; }
 done
 
-MAX_HOSTS=0
-for h in $HOSTS; do [ "$h" -gt "$MAX_HOSTS" ] && MAX_HOSTS=$h; done
 [ "$MAX_HOSTS" -le 64 ] || { log "at most 64 hosts"; exit 1; }
 
 # The cluster's state sits where its owner (skipper-pg when root) can reach it.
@@ -186,6 +216,9 @@ point() {
 }
 
 mkdir -p "$(dirname "$RESULTS")" "$(dirname "$PLOT")"
+# Written aside and moved in place at the end: a run cut short leaves the last complete results as they were.
+FINAL=$RESULTS
+RESULTS=$(mktemp /tmp/hosts-bench.XXXXXX.tsv)
 {
     echo "# skipper-runner no-op drain of $JOBS jobs, runners in network namespaces, median of $ROUNDS; $CORES cores; $(date -u +%FT%TZ)"
     printf "# series\thosts\tworkers_per_runner\ttotal_workers\tjobs_per_s\tpostgres_cpu_pct\trunners_cpu_pct\n"
@@ -200,27 +233,8 @@ for series in same-total same-per-runner; do
     done
 done
 sed -n '2,$p' "$RESULTS" | column -t -s $'\t' | sed 's/^/  /' >&2
+mv "$RESULTS" "$FINAL"
+RESULTS=$FINAL
 
-gnuplot <<PLOT
-set terminal pngcairo size 900,520 font "DejaVu Sans,11"
-set output "$PLOT"
-set title "No-op drain, runners on separate network hosts ($CORES cores shared with PostgreSQL)"
-set xlabel "runner hosts"
-set ylabel "jobs/s"
-set y2label "CPU share, % of all cores"
-set logscale x 2
-set xtics ($(echo "$HOSTS" | sed 's/\([0-9]\+\)/"\1" \1/g; s/ "/, "/g'))
-set yrange [0:*]
-set y2range [0:100]
-set y2tics 0, 20, 100
-set ytics nomirror
-set key outside bottom center horizontal
-set grid ytics
-set datafile separator "\t"
-plot "$RESULTS" using 2:(strcol(1) eq "same-total" ? \$5 : 1/0) with linespoints lw 2 pt 7 title "jobs/s, $TOTAL_WORKERS workers in all", \
-     "" using 2:(strcol(1) eq "same-per-runner" ? \$5 : 1/0) with linespoints lw 2 pt 5 title "jobs/s, $PER_RUNNER_WORKERS workers per runner", \
-     "" using 2:(strcol(1) eq "same-total" ? \$6 : 1/0) axes x1y2 with linespoints dt 2 pt 6 title "PostgreSQL CPU (same total)", \
-     "" using 2:(strcol(1) eq "same-per-runner" ? \$6 : 1/0) axes x1y2 with linespoints dt 2 pt 4 title "PostgreSQL CPU (per runner)", \
-     "" using 2:(strcol(1) eq "same-total" ? \$7 : 1/0) axes x1y2 with linespoints dt 3 pt 2 title "runners' CPU (same total)"
-PLOT
+plot "$RESULTS"
 log "wrote $RESULTS and $PLOT"
