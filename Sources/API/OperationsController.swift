@@ -50,6 +50,7 @@ struct OperationsController: Sendable {
         var output = String(decoding: text, as: UTF8.self)
         output += "# TYPE skipper_event_streams gauge\n# HELP skipper_event_streams Server-sent event streams open now.\n"
         output += "skipper_event_streams \(self.events.streams)\n"
+        var up = 0
         do {
             let depth = try await self.database.run { database in try await database.store.depth() }
             output += "# TYPE skipper_jobs gauge\n"
@@ -57,12 +58,10 @@ struct OperationsController: Sendable {
             for row in depth {
                 output += "skipper_jobs{queue=\"\(Self.escape(row.queue))\",status=\"\(row.status.rawValue)\"} \(row.jobs)\n"
             }
-            output += "# TYPE skipper_database_up gauge\n# HELP skipper_database_up 1 when PostgreSQL answered this scrape, else 0.\n"
-            output += "skipper_database_up 1\n"
-        } catch {
-            output += "# TYPE skipper_database_up gauge\n# HELP skipper_database_up 1 when PostgreSQL answered this scrape, else 0.\n"
-            output += "skipper_database_up 0\n"
-        }
+            up = 1
+        } catch {}
+        output += "# TYPE skipper_database_up gauge\n# HELP skipper_database_up 1 when PostgreSQL answered this scrape, else 0.\n"
+        output += "skipper_database_up \(up)\n"
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(string: output)))

@@ -164,9 +164,7 @@ struct RunnerCommand {
             ("OTEL_EXPORTER_OTLP_TIMEOUT", 1...3_600_000), ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", 1...3_600_000),
         ]
         for (name, range) in ranges {
-            if let number = value(name), !range.contains(Int(number) ?? 0) {
-                throw ConfigError(name: name, message: "must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(number)'")
-            }
+            if let number = value(name) { _ = try ConfigError.integer(number, name: name, in: range) }
         }
         // An endpoint or headers the exporter cannot use lose every span, silently: refused here instead. A header's
         // value may be a credential, so the message names the entry, never its text.

@@ -50,7 +50,7 @@ extension ConfigError {
     }
 
     /// A whole number within `range`.
-    static func integer(_ value: String, name: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+    package static func integer(_ value: String, name: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
         guard let number = Int(value.trimmingCharacters(in: .whitespaces)), range.contains(number) else {
             throw ConfigError(name: name, message: "must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(value)'")
         }
