@@ -78,16 +78,9 @@ SQL
     log "filled $ROWS queued rows in $((SECONDS - started)) s"
 }
 
-cat >"$WORK/cycle.sql" <<SQL
-WITH claimed AS (
-    UPDATE $TABLE SET status = 'running'
-    WHERE id IN (SELECT id FROM $TABLE WHERE status = 'queued' ORDER BY id LIMIT $BATCH FOR UPDATE SKIP LOCKED)
-    RETURNING id
-)
-SELECT count(*) AS claimed, coalesce(array_agg(id), '{}') AS ids FROM claimed
-\gset
-UPDATE $TABLE SET status = 'done' WHERE id = ANY (CAST(:ids AS bigint[]));
-SQL
+# shellcheck source=minimal_cycle_sql.sh
+. "$(dirname "${BASH_SOURCE[0]}")/minimal_cycle_sql.sh"
+minimal_cycle_sql "$TABLE" "$BATCH" >"$WORK/cycle.sql"
 
 # run CLIENTS: prints "jobs_per_s wal_bytes_per_job jobs_done queued_left"
 run() {
