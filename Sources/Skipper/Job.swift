@@ -197,6 +197,8 @@ package struct QueueControls: Sendable, Equatable {
     package var limited: Set<String> = []
     /// The kinds the runner handles that have a concurrency or rate limit.
     package var limitedKinds: Set<String> = []
+    /// Limited queues whose concurrency limit is kept per partition key (their claims always count).
+    package var partitioned: Set<String> = []
 
     package init() {}
 
@@ -218,6 +220,12 @@ package struct QueueControls: Sendable, Equatable {
             if !heldKinds.isEmpty { limited.append((queue, heldKinds)) }
         }
         return ((fast, freeKinds), limited)
+    }
+
+    /// Whether a claim of `kinds` in `queue` may be taken from the runner's shares of the queue's limits (a queue
+    /// limited as a whole, not per partition, and no limited kind among them).
+    package func claimsFromShares(queue: String, kinds: [String]) -> Bool {
+        self.limited.contains(queue) && !self.partitioned.contains(queue) && !kinds.contains(where: self.limitedKinds.contains)
     }
 
     /// Whether a claim of `kind` in `queue` goes through a limit (its finish then wakes the queue's runners).

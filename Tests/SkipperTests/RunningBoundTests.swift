@@ -12,9 +12,11 @@ import TestSupport
 @Suite struct RunningBoundTests {
     let logger = Logger(label: "test")
 
-    func limited(_ store: JobStore, _ db: TestDatabase, _ max: Int, kinds: [String] = ["noop"]) async throws -> Int {
+    func limited(
+        _ store: JobStore, _ db: TestDatabase, _ max: Int, kinds: [String] = ["noop"], sharesFirst: Bool = true
+    ) async throws -> Int {
         try await db.liveRunner("r")
-        return try await store.claimLimited(queue: "default", kinds: kinds, runnerID: "r", limit: max).count
+        return try await store.claimLimited(queue: "default", kinds: kinds, runnerID: "r", limit: max, sharesFirst: sharesFirst).count
     }
 
     func running(_ db: TestDatabase) async throws -> String? {
@@ -151,9 +153,11 @@ import TestSupport
         }
     }
 
-    /// A claim that took its jobs while its share had room, but finds the room gone when it takes from the share
-    /// (the shares were dealt again in between), is undone and takes its turn: it counts, and deals again.
-    @Test func aFastClaimThatLosesItsRoomIsUndoneAndCounts() async throws {
+    /// A claim from the shares whose share is being dealt again waits for the deal, then takes its turn as the new
+    /// share cannot hold it: it counts, and deals again. The runner's statement (`sharesFirst`) waits for its share's
+    /// row before it takes a job; the function's own fast path takes its jobs first, and is undone when it finds the
+    /// room gone.
+    @Test(arguments: [true, false]) func aClaimWhoseShareIsDealtAgainCountsInstead(sharesFirst: Bool) async throws {
         try await withTestDatabase { db in
             try await db.withClient { client in
                 let skipper = SkipperClient(postgres: client, logger: self.logger)
@@ -166,17 +170,20 @@ import TestSupport
                     // What a counting claim does: take the queue's turn, lock the shares, and deal (here: little).
                     _ = try await TestServer.rows(of: "SELECT pg_advisory_xact_lock(hashtextextended('skipper.queue default', 0))", on: holder)
                     _ = try await TestServer.rows(of: "UPDATE skipper.limit_shards SET room = 1", on: holder)
-                    let claim = Task { try await self.limited(skipper.store, db, 4) }
-                    // The claim did not wait for the turn: it has taken its jobs and waits for its share's row (a
-                    // transaction lock, not the advisory one).
+                    let claim = Task { try await self.limited(skipper.store, db, 4, sharesFirst: sharesFirst) }
+                    // The claim did not wait for the turn: it waits for its share's row (a transaction lock, not the
+                    // advisory one).
+                    let statement = sharesFirst ? "%FROM skipper.limit_shards s, q%" : "%claim_limited%"
                     #expect(try await eventually(timeout: .seconds(10)) {
                         try await db.scalar(
                             """
                             SELECT count(*) FROM pg_stat_activity
-                            WHERE wait_event = 'transactionid' AND query LIKE '%claim_limited%' AND datname = current_database()
+                            WHERE wait_event = 'transactionid' AND query LIKE \(statement) AND datname = current_database()
                               AND pid <> pg_backend_pid()
                             """) == "1"
                     })
+                    // Nothing taken while it waits (the statement holds no job; the function's jobs are not committed).
+                    #expect(try await self.running(db) == "2")
                     _ = try await TestServer.rows(of: "COMMIT", on: holder)
                     // Undone (room 1 < 4), then counted: 2 RUNNING, room for 8, its 4 taken, and 4 dealt.
                     #expect(try await claim.value == 4)

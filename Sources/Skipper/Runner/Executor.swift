@@ -279,7 +279,8 @@ final class Executor: Service, Sendable {
     /// queues are skipped. A claim that fails after others committed returns what they took, so no claimed job is
     /// left unstarted.
     private func claimFromEachQueue(limit: Int, after positions: [String: ClaimPosition]) async throws -> [ClaimedJob] {
-        let (fast, limited) = self.controls.withLock { $0 }.plan(queues: self.config.queues, kinds: self.kinds)
+        let controls = self.controls.withLock { $0 }
+        let (fast, limited) = controls.plan(queues: self.config.queues, kinds: self.kinds)
         var jobs: [ClaimedJob] = []
         if !fast.queues.isEmpty {
             jobs = try await self.store.claim(queues: fast.queues, kinds: fast.kinds, runnerID: self.runnerID, limit: limit, after: positions)
@@ -293,7 +294,8 @@ final class Executor: Service, Sendable {
             let after = kinds.count == self.kinds.count ? positions[queue] ?? .start : .start
             do {
                 jobs += try await self.store.claimLimited(
-                    queue: queue, kinds: kinds, runnerID: self.runnerID, limit: limit - jobs.count, after: after)
+                    queue: queue, kinds: kinds, runnerID: self.runnerID, limit: limit - jobs.count, after: after,
+                    sharesFirst: controls.claimsFromShares(queue: queue, kinds: kinds))
             } catch {
                 guard !jobs.isEmpty else { throw error }
                 self.logger.warning("a limited claim failed; starting what the others took", metadata: ["queue": "\(queue)", "error": "\(describe(error))"])
