@@ -248,4 +248,22 @@ import TestSupport
             }
         }
     }
+
+    /// A share is room under the queue's limits only: once a kind the claim takes is limited, the runner's shares are
+    /// not used for it, however much room they have; the claim counts the kind's limit.
+    @Test func aKindLimitedAfterTheDealIsNotTakenFromTheShares() async throws {
+        try await withTestDatabase { db in
+            try await db.withClient { client in
+                let skipper = SkipperClient(postgres: client, logger: self.logger)
+                _ = try await skipper.enqueueMany((0..<40).map { _ in NewJob(kind: "noop") })
+                try await db.query("INSERT INTO skipper.queues (name, concurrency) VALUES ('default', 100)")
+                #expect(try await self.limited(skipper.store, db, 4) == 4)
+                #expect(try await self.room(db) == ["queue default r": "96"])
+                try await db.query("INSERT INTO skipper.kinds (kind, concurrency) VALUES ('noop', 6)")
+                #expect(try await self.limited(skipper.store, db, 10) == 2)
+                #expect(try await self.limited(skipper.store, db, 10) == 0)
+                #expect(try await self.running(db) == "6")
+            }
+        }
+    }
 }

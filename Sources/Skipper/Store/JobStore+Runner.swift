@@ -447,9 +447,11 @@ struct ClaimStatement: PostgresPreparedStatement {
 /// holds every share the queue's limits need; then it lowers each share by what it took and records the starts for
 /// a rate limit, in the same statement. A claim that counts locks every share of the queue before counting, so a
 /// share claim either committed before the count (and is counted) or waits for it and then finds its share as
-/// dealt after it. Holding its shares before it takes a job, it never needs undoing. When a share is missing, too
-/// small, dealt under other limits, or the queue is paused, partitioned or unlimited, or the runner serves a limited
-/// kind, it claims nothing and answers one row with `turn` true: the caller then takes the queue's turn.
+/// dealt after it. Holding its shares before it takes a job, it never needs undoing. (Its check that no kind it
+/// claims is limited reads the same snapshot as its walk, so unlike the function it need not check each job again.)
+/// When a share is missing, too small, dealt under other limits, or the queue is paused, partitioned or unlimited, or
+/// the runner serves a limited kind, it claims nothing and answers one row with `turn` true: the caller then takes
+/// the queue's turn.
 struct ShareClaimStatement: PostgresPreparedStatement {
     static let sql = """
         WITH q AS MATERIALIZED (
@@ -477,9 +479,6 @@ struct ShareClaimStatement: PostgresPreparedStatement {
               WHERE (SELECT ok FROM ready)
                 AND w.status = 'QUEUED' AND w.finished_at IS NULL AND w.queue = $4 AND w.run_at <= now()
                 AND (w.priority, w.run_at, w.id) > ($5::int2, $6::timestamptz, $7::int8) AND w.kind = ANY($1::text[])
-                -- A kind limited since the check above is left for a claim that counts it.
-                AND NOT EXISTS (SELECT FROM skipper.kinds kd
-                                WHERE kd.kind = w.kind AND (kd.concurrency IS NOT NULL OR kd.rate_limit IS NOT NULL))
               ORDER BY w.priority, w.run_at, w.id LIMIT $2 FOR UPDATE SKIP LOCKED))
             AND j.status || '' = 'QUEUED' AND j.finished_at IS NULL
           RETURNING j.id, j.lease, j.queue, j.kind, j.args::text AS args, j.attempt, j.max_attempts, j.meta::text AS meta,
