@@ -37,36 +37,50 @@ BATCH=100
 ROUNDS=${ROUNDS:-3}
 TOTAL_WORKERS=${TOTAL_WORKERS:-400}
 PER_RUNNER_WORKERS=${PER_RUNNER_WORKERS:-100}
-HOSTS=${HOSTS:-"1 2 4 8"}
+HOSTS=${HOSTS-"1 2 4 8"}
 BIN=${BIN:-$ROOT/.build/release}
 RESULTS=${RESULTS:-$ROOT/bench/results/hosts.tsv}
 PLOT=${PLOT:-$ROOT/docs/hosts-scaling.png}
 PREFIX=skb-h
 CORES=$(nproc)
 TICK=$(getconf CLK_TCK)
+# One run at a time (a second would take the first's namespaces): the running one's PID is in RUNNING, written under
+# LOCK; what a run killed outright left behind is named in LEFT.
+LOCK=/run/skipper-hosts-bench.lock
+RUNNING=/run/skipper-hosts-bench.pid
+LEFT=/run/skipper-hosts-bench.cluster
 
 log() { echo "hosts-bench: $*" >&2; }
 
-MAX_HOSTS=0
-for h in $HOSTS; do
-    [[ "$h" =~ ^[0-9]+$ ]] && [ "$h" -ge 1 ] && [ "$h" -le 64 ] || { log "HOSTS: '$h' is not a number of hosts from 1 to 64"; exit 1; }
-    [ "$h" -gt "$MAX_HOSTS" ] && MAX_HOSTS=$h
+# A whole number written as one (no sign, no leading zero, which bash's arithmetic would read as octal).
+whole() { [[ "$2" =~ ^(0|[1-9][0-9]{0,8})$ ]] || { log "$1 must be a whole number (at most 9 digits), not '$2'"; exit 1; }; }
+for path in RESULTS PLOT; do
+    [[ "${!path}" =~ ^[A-Za-z0-9._/+-]+$ ]] || { log "$path may hold only letters, digits and . _ / + -"; exit 1; }
 done
-[ "$MAX_HOSTS" -ge 1 ] || { log "HOSTS names no host count"; exit 1; }
 
-# The figure from a results file (PLOT_ONLY=1 draws it again from the last run's, without running anything).
+# The figure from a results file, drawn aside and moved in place (an interrupted plot leaves the last figure). The
+# host counts and the worker numbers come from the file.
 plot() {
+    local results=$1 hosts total per max
+    [ -s "$results" ] || { log "no results in $results"; exit 1; }
+    hosts=$(awk -F'\t' '!/^#/ && $2 ~ /^[0-9]+$/ { print $2 }' "$results" | sort -n -u | tr '\n' ' ')
+    total=$(awk -F'\t' '$1 == "same-total" && $4 ~ /^[0-9]+$/ { print $4; exit }' "$results")
+    per=$(awk -F'\t' '$1 == "same-per-runner" && $3 ~ /^[0-9]+$/ { print $3; exit }' "$results")
+    [ -n "$hosts" ] && [ -n "$total" ] && [ -n "$per" ] || { log "$results is not a results file of this bench"; exit 1; }
+    max=$(echo "$hosts" | awk '{ print $NF }')
     command -v gnuplot >/dev/null || apt-get install -y -qq gnuplot-nox >/dev/null || { log "gnuplot is missing"; exit 1; }
-    gnuplot <<PLOT
+    DRAWN=$(mktemp "$(dirname "$PLOT")/.hosts-plot.XXXXXX")
+    local drawn=$DRAWN
+    gnuplot <<GNUPLOT || { log "gnuplot failed"; exit 1; }
 set terminal pngcairo size 900,520 font "DejaVu Sans,11"
-set output "$PLOT"
+set output "$drawn"
 set title "No-op drain at depth, runners on separate network hosts ($CORES cores shared with PostgreSQL)"
 set xlabel "runner hosts"
 set ylabel "jobs/s"
 set y2label "CPU share, % of all cores"
 set logscale x 2
-set xrange [0.8:$MAX_HOSTS * 1.25]
-set xtics ($(echo "$HOSTS" | sed 's/\([0-9]\+\)/"\1" \1/g; s/ "/, "/g'))
+set xrange [0.8:$max * 1.25]
+set xtics ($(echo "$hosts" | sed 's/\([0-9]\+\)/"\1" \1,/g; s/, *$//'))
 set yrange [0:*]
 set y2range [0:100]
 set y2tics 0, 20, 100
@@ -74,72 +88,141 @@ set ytics nomirror
 set key outside bottom center horizontal
 set grid ytics
 set datafile separator "\t"
-plot "$1" using 2:(strcol(1) eq "minimal-cycle" ? \$5 : 1/0) with linespoints lw 2 pt 9 lc rgb "gray40" title "minimal SKIP LOCKED cycle (pgbench, 1 client per host)", \
-     "" using 2:(strcol(1) eq "same-total" ? \$5 : 1/0) with linespoints lw 2 pt 7 title "jobs/s, $TOTAL_WORKERS workers in all", \
-     "" using 2:(strcol(1) eq "same-per-runner" ? \$5 : 1/0) with linespoints lw 2 pt 5 title "jobs/s, $PER_RUNNER_WORKERS workers per runner", \
+plot "$results" using 2:(strcol(1) eq "minimal-cycle" ? \$5 : 1/0) with linespoints lw 2 pt 9 lc rgb "gray40" title "minimal SKIP LOCKED cycle (pgbench, 1 client per host)", \
+     "" using 2:(strcol(1) eq "same-total" ? \$5 : 1/0) with linespoints lw 2 pt 7 title "jobs/s, $total workers in all", \
+     "" using 2:(strcol(1) eq "same-per-runner" ? \$5 : 1/0) with linespoints lw 2 pt 5 title "jobs/s, $per workers per runner", \
      "" using 2:(strcol(1) eq "same-total" ? \$6 : 1/0) axes x1y2 with linespoints dt 2 pt 6 title "PostgreSQL CPU (same total)", \
      "" using 2:(strcol(1) eq "same-per-runner" ? \$6 : 1/0) axes x1y2 with linespoints dt 2 pt 4 title "PostgreSQL CPU (per runner)", \
      "" using 2:(strcol(1) eq "same-total" ? \$7 : 1/0) axes x1y2 with linespoints dt 3 pt 2 title "runners' CPU (same total)"
-PLOT
+GNUPLOT
+    [ -s "$drawn" ] || { log "gnuplot drew nothing"; exit 1; }
+    chmod 644 "$drawn"
+    mv "$drawn" "$PLOT"
+    DRAWN=
 }
-if [ "${PLOT_ONLY:-}" = 1 ]; then plot "$RESULTS"; log "drew $PLOT from $RESULTS"; exit 0; fi
+DRAWN=
+if [ "${PLOT_ONLY:-}" = 1 ]; then
+    trap '[ -z "$DRAWN" ] || rm -f "$DRAWN"' EXIT
+    plot "$RESULTS"
+    log "drew $PLOT from $RESULTS"
+    exit 0
+fi
+
+# Every knob checked before anything is created.
+for knob in JOBS DEPTH HISTORY ROUNDS TOTAL_WORKERS PER_RUNNER_WORKERS BASELINE_SECONDS; do whole "$knob" "${!knob}"; done
+[ "$JOBS" -ge 1 ] && [ "$ROUNDS" -ge 1 ] && [ "$BASELINE_SECONDS" -ge 3 ] || { log "JOBS and ROUNDS must be at least 1, BASELINE_SECONDS at least 3"; exit 1; }
+[ "$DEPTH" -ge "$JOBS" ] || { log "DEPTH ($DEPTH) must be at least JOBS ($JOBS)"; exit 1; }
+[ "$PER_RUNNER_WORKERS" -ge 1 ] && [ "$PER_RUNNER_WORKERS" -le 10000 ] || { log "PER_RUNNER_WORKERS must be from 1 to 10000 (a runner's WORKERS)"; exit 1; }
+MAX_HOSTS=0
+set -f  # HOSTS is split into words, never expanded as a file pattern
+for h in $HOSTS; do
+    whole HOSTS "$h"
+    [ "$h" -ge 1 ] && [ "$h" -le 64 ] || { log "HOSTS: $h is not a number of hosts from 1 to 64"; exit 1; }
+    [ "$(( TOTAL_WORKERS / h ))" -ge 1 ] && [ "$(( TOTAL_WORKERS / h ))" -le 10000 ] \
+        || { log "TOTAL_WORKERS ($TOTAL_WORKERS) over $h hosts is not from 1 to 10000 workers a runner"; exit 1; }
+    [ "$h" -gt "$MAX_HOSTS" ] && MAX_HOSTS=$h
+done
+set +f
+[ "$MAX_HOSTS" -ge 1 ] || { log "HOSTS names no host count"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || { log "needs root: it creates network namespaces"; exit 1; }
-for tool in ip psql; do command -v "$tool" >/dev/null || { log "$tool is missing"; exit 1; }; done
+for tool in ip psql flock; do command -v "$tool" >/dev/null || { log "$tool is missing"; exit 1; }; done
 for binary in skipper-runner skipper-migrate; do
     [ -x "$BIN/$binary" ] || { log "$BIN/$binary is missing: swift build -c release --product $binary"; exit 1; }
 done
-
-for knob in JOBS DEPTH HISTORY ROUNDS TOTAL_WORKERS PER_RUNNER_WORKERS BASELINE_SECONDS; do
-    [[ "${!knob}" =~ ^[0-9]+$ ]] && [ "${!knob}" -le 100000000 ] || { log "$knob must be a whole number up to 100000000"; exit 1; }
-done
-[ "$JOBS" -ge 1 ] && [ "$ROUNDS" -ge 1 ] && [ "$BASELINE_SECONDS" -ge 3 ] || { log "JOBS and ROUNDS must be at least 1, BASELINE_SECONDS at least 3"; exit 1; }
-[ "$DEPTH" -ge "$JOBS" ] || { log "DEPTH ($DEPTH) must be at least JOBS ($JOBS)"; exit 1; }
-PGBENCH=$(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -1)
+PGBENCH=$(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$PGBENCH" ] || PGBENCH=$(command -v pgbench) || { log "pgbench is missing"; exit 1; }
 
-# The cluster's state sits where its owner (skipper-pg when root) can reach it.
-export SKIPPER_DB_DIR
-SKIPPER_DB_DIR=$(mktemp -d /var/tmp/skipper-hosts.XXXXXX)
-chmod 755 "$SKIPPER_DB_DIR"
+# (Not a lock held for the whole run: the cluster and the runners would inherit it and hold it after a SIGKILL.)
+claim_run() {
+    local other
+    {
+        flock -w 10 9 || return 1
+        other=$(cat "$RUNNING" 2>/dev/null || true)
+        if [[ "$other" =~ ^[0-9]+$ ]] && [ "$other" != $$ ] && grep -qa hosts-bench "/proc/$other/cmdline" 2>/dev/null; then
+            return 1
+        fi
+        echo $$ > "$RUNNING"
+    } 9> "$LOCK"
+}
+claim_run || { log "another hosts bench is running (PID $(cat "$RUNNING"))"; exit 1; }
+
 RUNNER_PIDS=()
 CLIENT_PIDS=()
+SKIPPER_DB_DIR=
+WORK=
+FINISHED=false
 
+# Runners get SIGTERM and ten seconds in all (not each) to stop, then SIGKILL.
 stop_runners() {
     local pid
     for pid in "${RUNNER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${RUNNER_PIDS[@]}"; do
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        local alive=false
+        for pid in "${RUNNER_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=true; done
+        [ "$alive" = true ] || break
+        sleep 0.1
     done
+    for pid in "${RUNNER_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
     RUNNER_PIDS=()
 }
 
+# Every namespace of this bench (whatever its number) with whatever still runs in it, and its veth.
+remove_hosts() {
+    local ns pid
+    for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^$PREFIX[0-9]+$"); do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+        ip link del "skb-v${ns#"$PREFIX"}" 2>/dev/null || true
+    done
+    return 0
+}
+
+# A cluster of a run killed outright (SIGKILL, a crash): stopped and removed.
+remove_cluster() {
+    local dir=$1 data
+    [[ "$dir" == /var/tmp/skipper-hosts.* ]] && [ -d "$dir" ] || return 0
+    SKIPPER_DB_DIR=$dir "$ROOT/scripts/db.sh" stop >/dev/null 2>&1 || true
+    data=$(cat "$dir/datadir" 2>/dev/null)
+    rm -rf "$dir"
+    [ -n "$data" ] && rm -rf "$(dirname "$data")"
+    return 0
+}
+
 cleanup() {
+    local status=$?
+    # A second Ctrl-C or TERM must not cut the cleaning short.
+    trap '' INT TERM HUP
     set +e
+    [ "$FINISHED" = true ] || log "stopped (exit $status); removing the runners, the cluster and the namespaces"
     local pid
     for pid in "${CLIENT_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
     stop_runners
-    "$ROOT/scripts/db.sh" stop >/dev/null 2>&1
-    local data
-    data=$(cat "$SKIPPER_DB_DIR/datadir" 2>/dev/null)
-    rm -rf "$SKIPPER_DB_DIR"
-    [ -n "$data" ] && rm -rf "$(dirname "$data")"
-    local n
-    for n in $(seq 1 "$MAX_HOSTS"); do
-        ip netns del "$PREFIX$n" 2>/dev/null
-        ip link del "skb-v$n" 2>/dev/null
-    done
+    remove_cluster "$SKIPPER_DB_DIR"
+    rm -f "$LEFT"
+    remove_hosts
+    [ -z "$WORK" ] || rm -rf "$WORK"
+    [ -z "$DRAWN" ] || rm -f "$DRAWN"
+    [ "$(cat "$RUNNING" 2>/dev/null)" != $$ ] || rm -f "$RUNNING"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+if [ -s "$LEFT" ] || ip netns list 2>/dev/null | grep -qE "^$PREFIX[0-9]+( |$)"; then
+    log "removing what an earlier run that was killed left behind"
+    remove_cluster "$(sed -n 1p "$LEFT" 2>/dev/null)"
+    left_work=$(sed -n 2p "$LEFT" 2>/dev/null)
+    [[ "$left_work" != /tmp/hosts-bench.* ]] || rm -rf "$left_work"
+    rm -f "$LEFT"
+    remove_hosts
+fi
+WORK=$(mktemp -d /tmp/hosts-bench.XXXXXX)
 
 # 1. The hosts.
 LISTEN=127.0.0.1
 for n in $(seq 1 "$MAX_HOSTS"); do
-    ip netns del "$PREFIX$n" 2>/dev/null || true
-    ip link del "skb-v$n" 2>/dev/null || true
     ip netns add "$PREFIX$n"
     ip link add "skb-v$n" type veth peer name eth0 netns "$PREFIX$n"
     ip addr add "10.201.$n.1/30" dev "skb-v$n"
@@ -150,6 +233,12 @@ for n in $(seq 1 "$MAX_HOSTS"); do
     LISTEN="$LISTEN,10.201.$n.1"
 done
 log "$MAX_HOSTS network namespaces up ($PREFIX""1 … $PREFIX$MAX_HOSTS)"
+
+# The cluster's state sits where its owner (skipper-pg when root) can reach it.
+export SKIPPER_DB_DIR
+SKIPPER_DB_DIR=$(mktemp -d /var/tmp/skipper-hosts.XXXXXX)
+printf '%s\n%s\n' "$SKIPPER_DB_DIR" "$WORK" > "$LEFT"
+chmod 755 "$SKIPPER_DB_DIR"
 
 # 2. The cluster: listening on the host-side addresses too, trusting only the namespaces' network.
 eval "$("$ROOT/scripts/db.sh" start)"
@@ -163,7 +252,7 @@ eval "$("$ROOT/scripts/db.sh" start)"
 PORT=$(cat "$SKIPPER_DB_DIR/port")
 DATA=$(cat "$SKIPPER_DB_DIR/datadir")
 DATABASE_URL=$LOCAL_URL "$BIN/skipper-migrate" up >/dev/null
-ip netns exec "${PREFIX}1" psql -X -d "postgres://postgres@10.201.1.1:$PORT/skipper?sslmode=disable" -tAc "SELECT 1" >/dev/null \
+ip netns exec "${PREFIX}1" psql -X -d "postgres://postgres@10.201.1.1:$PORT/skipper?sslmode=disable&connect_timeout=5" -tAc "SELECT 1" >/dev/null \
     || { log "the namespaces cannot reach PostgreSQL"; exit 1; }
 log "PostgreSQL on 127.0.0.1:$PORT and 10.201.N.1:$PORT; $CORES cores"
 
@@ -214,7 +303,7 @@ baseline() {
     sql "INSERT INTO minimal_cycle_jobs (status) SELECT 'queued' FROM generate_series(1, $DEPTH)" >/dev/null
     sql "VACUUM ANALYZE minimal_cycle_jobs" >/dev/null
     sql "CHECKPOINT" >/dev/null
-    dir=$(mktemp -d)
+    dir=$(mktemp -d "$WORK/run.XXXXXX")
     for n in $(seq 1 "$hosts"); do
         ip netns exec "$PREFIX$n" "$PGBENCH" -n -M prepared -c 1 -j 1 \
             -T "$BASELINE_SECONDS" -f "$CYCLE" "postgres://postgres@10.201.$n.1:$PORT/skipper?sslmode=disable" \
@@ -236,10 +325,10 @@ baseline() {
     local pid failed=0
     for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" || failed=1; done
     CLIENT_PIDS=()
-    [ "$failed" = 0 ] || { log "pgbench failed:"; tail -5 "$dir"/pgbench*.log >&2; exit 1; }
+    [ "$failed" = 0 ] || { log "pgbench failed:"; tail -n 5 "$dir"/pgbench*.log >&2; exit 1; }
     local tps rate left wall
     tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$dir"/pgbench*.log | awk '{ total += $1; n++ } END { if (n) printf "%.3f", total }')
-    [ -n "$tps" ] || { log "no tps in pgbench's output:"; tail -5 "$dir"/pgbench*.log >&2; exit 1; }
+    [ -n "$tps" ] || { log "no tps in pgbench's output:"; tail -n 5 "$dir"/pgbench*.log >&2; exit 1; }
     rate=$(echo "$tps * $BATCH" | bc -l)
     left=$(sql "SELECT count(*) FROM minimal_cycle_jobs WHERE status = 'queued'")
     [ "$left" -gt 0 ] || { log "the baseline drained all $DEPTH queued rows: raise DEPTH"; exit 1; }
@@ -260,7 +349,7 @@ drain() {
     sql "VACUUM ANALYZE skipper.jobs_active" >/dev/null
     sql "CHECKPOINT" >/dev/null
     local dir mark counted before
-    dir=$(mktemp -d)
+    dir=$(mktemp -d "$WORK/run.XXXXXX")
     mark=$(sql "SELECT clock_timestamp()")
     counted="SELECT coalesce(sum(jobs), 0) FROM skipper.job_counts WHERE status = 'COMPLETED'"
     before=$(sql "$counted")
@@ -282,7 +371,7 @@ drain() {
         [ "$done_count" -ge "$JOBS" ] && break
         local pid
         for pid in "${RUNNER_PIDS[@]}"; do
-            kill -0 "$pid" 2>/dev/null || { log "a runner exited:"; tail -5 "$dir"/runner*.log >&2; exit 1; }
+            kill -0 "$pid" 2>/dev/null || { log "a runner exited:"; tail -n 5 "$dir"/runner*.log >&2; exit 1; }
         done
         sleep 0.2
     done
@@ -318,8 +407,9 @@ point() {
 mkdir -p "$(dirname "$RESULTS")" "$(dirname "$PLOT")"
 # Written aside and moved in place at the end: a run cut short leaves the last complete results as they were.
 FINAL=$RESULTS
-RESULTS=$(mktemp /tmp/hosts-bench.XXXXXX.tsv)
-ROWS=$(mktemp -d /tmp/hosts-bench-rows.XXXXXX)
+RESULTS=$WORK/hosts.tsv
+ROWS=$WORK/rows
+mkdir "$ROWS"
 {
     echo "# skipper-runner no-op drains of $JOBS of $DEPTH queued jobs beside $HISTORY finished, runners in network namespaces, median of $ROUNDS; baseline: the minimal SKIP LOCKED cycle, pgbench ${BASELINE_SECONDS} s, 1 client per host; $CORES cores; $(date -u +%FT%TZ)"
     printf "# series\thosts\tworkers_per_runner\ttotal_workers\tjobs_per_s\tpostgres_cpu_pct\tclients_cpu_pct\tbaseline_jobs_per_s\tratio\n"
@@ -332,7 +422,6 @@ for hosts in $HOSTS; do
     printf "minimal-cycle\t%s\t-\t%s\t%s\t%s\t%s\t%s\t1.00\n" "$hosts" "$hosts" "$base" "$pg" "$clients" "$base" >> "$ROWS/0"
     for series in same-total same-per-runner; do
         if [ "$series" = same-total ]; then workers=$(( TOTAL_WORKERS / hosts )); else workers=$PER_RUNNER_WORKERS; fi
-        [ "$workers" -ge 1 ] || { log "TOTAL_WORKERS ($TOTAL_WORKERS) is less than $hosts hosts"; exit 1; }
         log "$series: $hosts host(s) × $workers workers"
         point drain "$hosts" "$workers"
         read -r rate pg runners <<< "$POINT"
@@ -341,10 +430,9 @@ for hosts in $HOSTS; do
     done
 done
 cat "$ROWS/0" "$ROWS/same-total" "$ROWS/same-per-runner" >> "$RESULTS"
-rm -rf "$ROWS"
 sed -n '2,$p' "$RESULTS" | column -t -s $'\t' | sed 's/^/  /' >&2
-mv "$RESULTS" "$FINAL"
-RESULTS=$FINAL
-
 plot "$RESULTS"
-log "wrote $RESULTS and $PLOT"
+chmod 644 "$RESULTS"
+mv "$RESULTS" "$FINAL"
+FINISHED=true
+log "wrote $FINAL and $PLOT"
