@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 import Testing
 import TestSupport
 
@@ -126,6 +127,53 @@ import TestSupport
             for process in [api, listening, polling] {
                 #expect(!process.log.contains(#"prepared statement ""#), "\(process.log.suffix(3000))")
             }
+        }
+    }
+
+    /// Server sessions terminated under pooled runners (8 a second for 20 s, as an operator's `pg_terminate_backend`
+    /// or a PostgreSQL stopping does): a terminated session rolls its statement back, yet PgBouncer passes on the rows
+    /// and the CommandComplete it had sent. A claim or finish that never committed once looked done there, and jobs
+    /// ran twice at once. Now no execution of a job overlaps another, and every job completes.
+    @Test func serverSessionsTerminatedUnderPooledRunnersNeverRunAJobTwiceAtOnce() async throws {
+        try await withTestDatabase { db in
+            try await db.query(PostgresQuery(unsafeSQL: FaultProcessTests.executions))
+            let bouncer = try await PgBouncer.start(in: db.config, poolSize: 8)
+            let pooled = bouncer.config(for: db.config).url(redacted: false)
+            try await db.query(
+                "INSERT INTO skipper.jobs (kind, args, max_attempts) SELECT 'trace', '{\"ms\": 20}', 100 FROM generate_series(1, 30000)")
+            let env = ["DB_POOLER": "pgbouncer", "RESCUE_AFTER": "10s", "WORKERS": "20", "POLL_INTERVAL": "200ms", "CANCEL_SWEEP": "500ms"]
+            let runners = try (0..<3).map { index in
+                try ChildProcess.skipper(
+                    "skipper-test-runner", url: pooled, environment: index == 0 ? env.merging(["LISTEN_DATABASE_URL": db.url]) { $1 } : env)
+            }
+            defer { for runner in runners { runner.killNow() } }
+            #expect(try await eventually(timeout: .seconds(30)) { try await db.scalar("SELECT count(*) FROM skipper.runners") == "3" })
+            var terminated = 0
+            let start = ContinuousClock.now
+            while ContinuousClock.now - start < .seconds(20) {
+                terminated += Int(try await db.scalar(
+                    """
+                    SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                    WHERE datname = current_database() AND pid <> pg_backend_pid()
+                      AND application_name LIKE 'skipper-test-runner%' AND application_name NOT LIKE '%listen%'
+                    """) ?? "") ?? 0
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let log = runners.map(\.log).joined(separator: "\n---\n").suffix(8000)
+            #expect(terminated > 100, "\(terminated) sessions terminated")
+            #expect(try await eventually(timeout: .seconds(180), every: .milliseconds(500)) {
+                try await db.scalar("SELECT count(*) FROM skipper.jobs WHERE status = 'COMPLETED'") == "30000"
+            }, "\(log)")
+            _ = try await eventually(timeout: .seconds(30)) { try await db.scalar("SELECT count(*) FROM executions WHERE ended_at IS NULL") == "0" }
+            let overlapping = try await db.query(
+                """
+                SELECT a.job_id, a.lease, a.pid, a.started_at::text, a.ended_at::text, b.lease, b.pid, b.started_at::text
+                FROM executions a JOIN executions b ON a.job_id = b.job_id AND a.lease < b.lease
+                WHERE b.started_at < coalesce(a.ended_at, 'infinity') LIMIT 20
+                """)
+            let again = try await db.scalar("SELECT count(*) FROM (SELECT job_id FROM executions GROUP BY 1 HAVING count(*) > 1) j")
+            print("pooled runners under terminated sessions: \(terminated) terminated, \(again ?? "?") jobs ran more than once, one after another")
+            #expect(try await db.scalar(PostgresQuery(unsafeSQL: FaultProcessTests.overlaps)) == "0", "\(overlapping)\n\(log)")
         }
     }
 }

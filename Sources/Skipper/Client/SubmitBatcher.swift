@@ -37,6 +37,10 @@ final class SubmitBatcher: Sendable {
         var nextBatch: UInt64 = 0
     }
 
+    /// How long a batch's INSERT may take before its flight gives up on it (its callers have long had their answer:
+    /// the API's `DB_TIMEOUT`). The rows may still land; a caller told it failed may find its job written.
+    static let writeLimit = Duration.seconds(10)
+
     private let store: JobStore
     private let maxFlights: Int
     private let maxBatch: Int
@@ -98,8 +102,10 @@ final class SubmitBatcher: Sendable {
     }
 
     private func write(_ batch: [(token: UInt64, job: NewJob)]) async {
-        let items = batch.map(\.job)
-        let work = Task { try await self.store.insertReturning(items) }
+        let items = batch.map(\.job), store = self.store
+        // Abandoned after a while: an INSERT whose connection was cut can wait for an answer that never comes, and
+        // a flight that never lands would hold its slot, and with every slot held no submission is written again.
+        let work = Task { try await abandoningAfter(Self.writeLimit) { try await store.insertReturning(items) } }
         let number = self.state.withLock { state -> UInt64? in
             state.nextBatch += 1
             var callers = 0

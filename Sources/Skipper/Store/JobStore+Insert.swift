@@ -61,7 +61,7 @@ extension JobStore {
         // meanwhile: then it returns no row, and a new snapshot settles it.
         for _ in 0..<20 {
             let found = try await self.retryingMovedRows { () -> T? in
-                for try await row in try await self.run(query, on: connection) {
+                for row in try await self.run(query, on: connection) {
                     return try decode(row, try row.makeRandomAccess()[0].decode(Bool.self))
                 }
                 return nil
@@ -104,7 +104,7 @@ extension JobStore {
             """
         var ids: [Int64] = []
         ids.reserveCapacity(jobs.count)
-        for try await id in try await self.run(query, on: connection).decode(Int64.self) { ids.append(id) }
+        for row in try await self.run(query, on: connection) { ids.append(try row.decode(Int64.self)) }
         return ids
     }
 

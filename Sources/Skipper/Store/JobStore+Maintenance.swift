@@ -41,10 +41,8 @@ extension JobStore {
     /// Renews the runner's lease on every job it holds, recording when the write landed (the server's clock at the
     /// moment, not when a wait for a lock began). False when the row is gone (it was presumed dead).
     func heartbeat(runnerID: String) async throws -> Bool {
-        let rows = try await self.client.query(
-            "UPDATE skipper.runners SET heartbeat_at = clock_timestamp() WHERE id = \(runnerID) RETURNING 1", logger: self.logger)
-        for try await _ in rows.decode(Int32.self) { return true }
-        return false
+        // Committed before it counts: a renewal believed but rolled back would keep jobs running past their lease.
+        !(try await self.committedRows("UPDATE skipper.runners SET heartbeat_at = clock_timestamp() WHERE id = \(runnerID) RETURNING 1")).isEmpty
     }
 
     /// Removes the runner's row at shutdown.

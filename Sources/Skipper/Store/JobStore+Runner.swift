@@ -105,7 +105,7 @@ extension JobStore {
                     binds.append(position.id)
                 }
                 let query = PostgresQuery(unsafeSQL: Self.claimSQL(queues: queues.count), binds: binds)
-                for try await row in try await self.client.query(query, logger: self.logger) { claimed.append(try ClaimedJob(row: row)) }
+                for row in try await self.committedRows(query) { claimed.append(try ClaimedJob(row: row)) }
             }
             // Rows come back in the primary key's order; the runner starts them in the queue's.
             claimed.sort { $0.position < $1.position }
@@ -154,14 +154,13 @@ extension JobStore {
     ) async throws -> [ClaimedJob] {
         try await self.retryingMovedRows {
             var claimed: [ClaimedJob] = []
-            let rows = try await self.client.query(
+            let rows = try await self.committedRows(
                 """
                 SELECT id, lease, queue, kind, args, attempt, max_attempts, meta, request_id, priority, run_at, timeout_ms
                 FROM skipper.claim_limited(\(queue), \(kinds)::text[], \(Int32(clamping: limit)), \(runnerID), \(Int32(clamping: candidates)),
                                            \(after.priority), \(RawTimestamp(microseconds: after.runAtMicroseconds)), \(after.id))
-                """,
-                logger: self.logger)
-            for try await row in rows { claimed.append(try ClaimedJob(row: row)) }
+                """)
+            for row in rows { claimed.append(try ClaimedJob(row: row)) }
             claimed.sort { $0.position < $1.position }
             return claimed
         }

@@ -34,8 +34,31 @@ public struct JobStore: Sendable {
             for try await row in try await self.client.execute(statement, logger: self.logger) { rows.append(row) }
         } else {
             let query = PostgresQuery(unsafeSQL: Statement.sql, binds: try statement.makeBindings())
-            for try await row in try await self.client.query(query, logger: self.logger) { rows.append(try statement.decodeRow(row)) }
+            for row in try await self.committedRows(query) { rows.append(try statement.decodeRow(row)) }
         }
+        return rows
+    }
+
+    /// The rows of a statement that changes state, collected; behind a transaction-pooling PgBouncer (``pooled``),
+    /// inside BEGIN … COMMIT, and returned only once COMMIT has answered.
+    ///
+    /// A lone statement commits at the protocol's Sync, after PostgreSQL has written its rows and CommandComplete;
+    /// postgres-nio ends the row stream at CommandComplete. A server session ended in between (terminated, or
+    /// PostgreSQL stopping) rolls the statement back, yet still sends what it had written before its error. On a
+    /// direct connection Execute and Sync arrive together and the session ends only after the commit; through
+    /// PgBouncer they may arrive apart, and a claim or finish that never committed then looked done (a claimed job
+    /// run by two runners, a finished one released and run again; found by a fault test killing server sessions).
+    /// Inside a transaction, COMMIT's own answer comes after the commit.
+    func committedRows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        if self.pooled {
+            return try await self.client.withTransaction(logger: self.logger) { connection in
+                var rows: [PostgresRow] = []
+                for try await row in try await connection.query(query, logger: self.logger) { rows.append(row) }
+                return rows
+            }
+        }
+        var rows: [PostgresRow] = []
+        for try await row in try await self.client.query(query, logger: self.logger) { rows.append(row) }
         return rows
     }
 
@@ -45,7 +68,7 @@ public struct JobStore: Sendable {
     /// `skipper_cancel` notification for the runner holding it.
     public func cancel(id: Int64) async throws -> CancelOutcome {
         let outcome = try await self.retryingMovedRows { () -> CancelOutcome? in
-            let rows = try await self.client.query(
+            let rows = try await self.committedRows(
             """
             WITH c AS (
               UPDATE skipper.jobs SET
@@ -57,12 +80,9 @@ public struct JobStore: Sendable {
             \(unescaped: Self.countFinished(from: "c"))
             SELECT c.status FROM c
             LEFT JOIN LATERAL (SELECT pg_notify(\(Channel.cancel), c.id::text) WHERE c.status = 'RUNNING') n ON true
-            """,
-            logger: self.logger)
-            for try await status in rows.decode(JobStatus.self) {
-                return status == .cancelled ? .cancelled : .requested
-            }
-            return nil
+            """)
+            guard let row = rows.first else { return nil }
+            return try row.decode(JobStatus.self) == .cancelled ? .cancelled : .requested
         }
         if let outcome { return outcome }
         guard let status = try await self.status(id: id) else { return .notFound }
@@ -78,9 +98,12 @@ public struct JobStore: Sendable {
 
     // MARK: - Helpers
 
-    func run(_ query: PostgresQuery, on connection: PostgresConnection?) async throws -> PostgresRowSequence {
-        if let connection { return try await connection.query(query, logger: self.logger) }
-        return try await self.client.query(query, logger: self.logger)
+    /// The rows of `query` on `connection` (inside the caller's transaction), else committed on a pooled connection.
+    func run(_ query: PostgresQuery, on connection: PostgresConnection?) async throws -> [PostgresRow] {
+        guard let connection else { return try await self.committedRows(query) }
+        var rows: [PostgresRow] = []
+        for try await row in try await connection.query(query, logger: self.logger) { rows.append(row) }
+        return rows
     }
 
     static func json(_ meta: [String: String]) throws -> String {
