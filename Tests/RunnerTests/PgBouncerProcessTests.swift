@@ -176,4 +176,48 @@ import TestSupport
             #expect(try await db.scalar(PostgresQuery(unsafeSQL: FaultProcessTests.overlaps)) == "0", "\(overlapping)\n\(log)")
         }
     }
+
+    /// The API's sessions terminated under a stream of submissions: a submit batch whose INSERT never got an answer
+    /// held its flight's slot for good, and with both slots held every POST /jobs answered 503 until a restart while
+    /// /ready said 200. Now a batch is abandoned after 10 s and submissions are written again.
+    @Test func anAPIWhoseSessionsAreTerminatedAcceptsSubmissionsAgain() async throws {
+        try await withTestDatabase { db in
+            try await db.query("INSERT INTO skipper.kinds (kind) VALUES ('noop')")
+            let bouncer = try await PgBouncer.start(in: db.config, poolSize: 8)
+            let pooled = bouncer.config(for: db.config).url(redacted: false)
+            let (api, base) = try await startAPI(url: pooled, environment: ["DB_POOLER": "pgbouncer", "DB_TIMEOUT": "2s"])
+            defer { api.killNow() }
+            let submitters = (0..<4).map { _ in
+                Task { () -> [Int: Int] in
+                    var statuses: [Int: Int] = [:]
+                    while !Task.isCancelled {
+                        if let status = try? await http("POST", "\(base)/jobs", #"{"kind": "noop"}"#).status { statuses[status, default: 0] += 1 }
+                    }
+                    return statuses
+                }
+            }
+            var terminated = 0
+            for _ in 0..<150 {
+                terminated += Int(try await db.scalar(
+                    """
+                    SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                    WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'skipper-api'
+                    """) ?? "") ?? 0
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            for submitter in submitters { submitter.cancel() }
+            var statuses: [Int: Int] = [:]
+            for submitter in submitters { statuses.merge(await submitter.value, uniquingKeysWith: +) }
+            // Accepted, or 503 while the database did not answer: never a 500.
+            #expect(Set(statuses.keys).isSubset(of: [202, 503]) && statuses[202, default: 0] > 0, "\(statuses)")
+            #expect(terminated > 50, "\(terminated) sessions terminated")
+            var last = ""
+            let accepted = try await eventually(timeout: .seconds(30), every: .milliseconds(500)) {
+                let response = try await http("POST", "\(base)/jobs", #"{"kind": "noop"}"#)
+                last = "\(response.status) \(response.body)"
+                return response.status == 202
+            }
+            #expect(accepted, "last answer: \(last)\n\(api.log.suffix(4000))")
+        }
+    }
 }

@@ -51,10 +51,15 @@ public struct JobStore: Sendable {
     /// Inside a transaction, COMMIT's own answer comes after the commit.
     func committedRows(_ query: PostgresQuery) async throws -> [PostgresRow] {
         if self.pooled {
-            return try await self.client.withTransaction(logger: self.logger) { connection in
-                var rows: [PostgresRow] = []
-                for try await row in try await connection.query(query, logger: self.logger) { rows.append(row) }
-                return rows
+            do {
+                return try await self.client.withTransaction(logger: self.logger) { connection in
+                    var rows: [PostgresRow] = []
+                    for try await row in try await connection.query(query, logger: self.logger) { rows.append(row) }
+                    return rows
+                }
+            } catch let error as PostgresTransactionError {
+                // What went wrong, not the wrapper: callers tell PostgreSQL's refusals (SQLSTATE) from lost connections.
+                throw error.beginError ?? error.closureError ?? error.commitError ?? error
             }
         }
         var rows: [PostgresRow] = []
