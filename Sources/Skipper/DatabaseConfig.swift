@@ -83,11 +83,20 @@ public struct DatabaseConfig: Sendable, Equatable {
     /// (nil when unset: the process polls instead).
     public static func listenDatabase(environment env: [String: String]) throws(ConfigError) -> DatabaseConfig? {
         guard let url = env["LISTEN_DATABASE_URL"], !url.isEmpty else { return nil }
+        let listen: DatabaseConfig
         do {
-            return try DatabaseConfig(url: url)
+            listen = try DatabaseConfig(url: url)
         } catch {
             throw ConfigError(name: "LISTEN_DATABASE_URL", message: error.message)
         }
+        // LISTEN through the pooler would stay on a server session that others then borrow, which PgBouncer then
+        // complains of for good: refused when it names the pooler itself.
+        if let main = try? DatabaseConfig(environment: env), main.pooled, main.host == listen.host, main.port == listen.port {
+            throw ConfigError(
+                name: "LISTEN_DATABASE_URL",
+                message: "names the PgBouncer of DATABASE_URL (\(listen.host):\(listen.port)); it must reach PostgreSQL directly, past the pooler")
+        }
+        return listen
     }
 
     /// How a process reaches PostgreSQL, for its start-up line: direct, or through a pooler with LISTEN over a direct
@@ -108,7 +117,16 @@ public struct DatabaseConfig: Sendable, Equatable {
             throw ConfigError(name: "DATABASE_URL", message: "must look like postgres://user:password@host:5432/database")
         }
         self.init()
-        if let host = components.host, !host.isEmpty { self.host = host }
+        // URLComponents gives no host for one it cannot read (a few thousand characters, say): refused, not replaced
+        // by the default.
+        let authority = url.split(separator: "://", maxSplits: 1).dropFirst().first.map { rest in
+            rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }.split(separator: "@").last.map(String.init) ?? ""
+        } ?? ""
+        let readHost = components.host ?? ""
+        if (readHost.isEmpty && !authority.isEmpty && !authority.hasPrefix(":")) || readHost.count > 253 {
+            throw ConfigError(name: "DATABASE_URL", message: "has a host that cannot be read (at most 253 characters)")
+        }
+        if !readHost.isEmpty { self.host = readHost }
         if let port = components.port { self.port = try ConfigError.port(String(port), name: "DATABASE_URL port") }
         if let user = components.user, !user.isEmpty { self.username = user.removingPercentEncoding ?? user }
         if let password = components.password { self.password = password.removingPercentEncoding ?? password }

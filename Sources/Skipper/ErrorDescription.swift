@@ -8,7 +8,10 @@ public func describe(_ error: any Error) -> String {
     }
     if let error = error as? PSQLError {
         if let message = error.serverInfo?[.message] {
-            return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
+            // PgBouncer's answer to the session settings a direct connection sends.
+            let hint = message.hasPrefix("unsupported startup parameter")
+                ? "; is DATABASE_URL a PgBouncer? Then set DB_POOLER=pgbouncer" : ""
+            return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))\(hint)"
         }
         return "database error: \(error.code)"
     }

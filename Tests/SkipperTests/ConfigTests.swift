@@ -15,7 +15,7 @@ import TestSupport
         #expect(config == DatabaseConfig(host: "pg", port: 5433, username: "u", password: "pw", database: "n"))
     }
 
-    @Test func badValuesNameTheirVariable() {
+    @Test func badValuesNameTheirVariable() throws {
         #expect(throws: ConfigError.self) { try DatabaseConfig(environment: ["DB_PORT": "eighty"]) }
         #expect { try DatabaseConfig(url: "mysql://x@y/z") } throws: { ($0 as? ConfigError)?.name == "DATABASE_URL" }
         #expect { try SkipperConfig(environment: ["PORT": "0"]) } throws: { ($0 as? ConfigError)?.name == "PORT" }
@@ -23,6 +23,19 @@ import TestSupport
         #expect { try SkipperConfig(environment: ["DB_POOLER": "pgpool"]) } throws: { ($0 as? ConfigError)?.name == "DB_POOLER" }
         #expect { try RunnerConfig.fromEnvironment(["DB_POOLER": "session"]) } throws: { ($0 as? ConfigError)?.name == "DB_POOLER" }
         #expect { try SkipperConfig(environment: ["LISTEN_DATABASE_URL": "redis://x"]) } throws: { ($0 as? ConfigError)?.name == "LISTEN_DATABASE_URL" }
+        // LISTEN through the PgBouncer itself: refused, naming it.
+        #expect {
+            try SkipperConfig(environment: ["DATABASE_URL": "postgres://u@pool:6432/d", "DB_POOLER": "pgbouncer", "LISTEN_DATABASE_URL": "postgres://u@pool:6432/d"])
+        } throws: { ($0 as? ConfigError)?.name == "LISTEN_DATABASE_URL" && "\($0)".contains("pool:6432") }
+        // A host URLComponents cannot read is refused, not replaced by 127.0.0.1.
+        let long = String(repeating: "h", count: 4000)
+        #expect { try SkipperConfig(environment: ["DATABASE_URL": "postgres://u:p@\(long):5432/d"]) } throws: { ($0 as? ConfigError)?.name == "DATABASE_URL" }
+        #expect { try SkipperConfig(environment: ["DB_POOLER": "pgbouncer", "LISTEN_DATABASE_URL": "postgres://u@\(long):5432/d"]) } throws: {
+            ($0 as? ConfigError)?.name == "LISTEN_DATABASE_URL"
+        }
+        #expect(try DatabaseConfig(url: "postgres://u@db.example:5433/d").host == "db.example")
+        #expect(try DatabaseConfig(url: "postgres:///d").host == "127.0.0.1")
+        #expect(try DatabaseConfig(url: "postgres://[::1]:5433/d").port == 5433)
     }
 
     /// Behind a transaction-pooling PgBouncer no session setting goes in the startup packet (PgBouncer refuses it).

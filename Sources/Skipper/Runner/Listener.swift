@@ -1,6 +1,7 @@
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// Holds one connection with `LISTEN skipper_jobs` (wake-ups) and `LISTEN skipper_cancel` (cancel requests),
 /// and reconnects by itself. Notifications are hints: polling and the cancel sweep are the floor.
@@ -19,13 +20,25 @@ struct Listener: Service {
         await cancelWhenGracefulShutdown { await self.listen() }
     }
 
+    /// How long a connection may take to come before the runner says it has none: postgres-nio waits for one without
+    /// end (a wrong host, port or password in `LISTEN_DATABASE_URL` only shows in its info lines).
+    static let patience = Duration.seconds(10)
+
     private func listen() async {
         var backoff = Backoff(base: .milliseconds(200))
         while !Task.isCancelled {
+            let listening = ListeningFlag()
+            let watchdog = Task { [logger] in
+                try await Task.sleep(for: Self.patience)
+                guard !listening.value.withLock({ $0 }) else { return }
+                logger.warning("no connection to LISTEN on yet; jobs are found by polling and cancels by the sweep until there is one")
+            }
+            defer { watchdog.cancel() }
             do {
                 try await self.client.withConnection { connection in
                     try await connection.listen(on: Channel.jobs) { jobs in
                         try await connection.listen(on: Channel.cancel) { cancels in
+                            listening.value.withLock { $0 = true }
                             backoff.reset()
                             // Whatever was sent while we were not listening is lost: look for it now.
                             self.executor.wake.signal()
@@ -61,4 +74,9 @@ struct Listener: Service {
             group.cancelAll()
         }
     }
+}
+
+/// Whether a listen connection has started listening (the watchdog's question).
+private final class ListeningFlag: Sendable {
+    let value = Mutex(false)
 }
