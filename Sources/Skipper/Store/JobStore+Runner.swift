@@ -130,7 +130,8 @@ extension JobStore {
         sharesFirst: Bool = true
     ) async throws -> [ClaimedJob] {
         if sharesFirst, limit > 0 {
-            let statement = ShareClaimStatement(kinds: kinds, limit: Int64(limit), runnerID: runnerID, queue: queue, after: after)
+            let statement = ShareClaimStatement(
+                claim: ClaimStatement(kinds: kinds, limit: Int64(limit), runnerID: runnerID, queue: queue, after: after))
             let rows = try await self.retryingMovedRows { try await self.rows(of: statement) }
             // No row saying "take the turn": the shares held the claim (jobs or none waiting).
             if !rows.contains(where: { $0 == nil }) {
@@ -496,27 +497,14 @@ struct ShareClaimStatement: PostgresPreparedStatement {
         UNION ALL
         SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, true FROM ready WHERE NOT ready.ok
         """
-    static let bindingDataTypes: [PostgresDataType] = [.textArray, .int8, .text, .text, .int2, .timestamptz, .int8]
+    /// The same parameters as the unlimited claim's.
+    static let bindingDataTypes = ClaimStatement.bindingDataTypes
     /// A claimed job, or nil: take the queue's turn.
     typealias Row = ClaimedJob?
 
-    let kinds: [String]
-    let limit: Int64
-    let runnerID: String
-    let queue: String
-    let after: ClaimPosition
+    let claim: ClaimStatement
 
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 7)
-        bindings.append(self.kinds)
-        bindings.append(self.limit)
-        bindings.append(self.runnerID)
-        bindings.append(self.queue)
-        bindings.append(self.after.priority)
-        bindings.append(RawTimestamp(microseconds: self.after.runAtMicroseconds))
-        bindings.append(self.after.id)
-        return bindings
-    }
+    func makeBindings() throws -> PostgresBindings { try self.claim.makeBindings() }
 
     func decodeRow(_ row: PostgresRow) throws -> ClaimedJob? {
         try row.makeRandomAccess()[12].decode(Bool.self) ? nil : try ClaimedJob(row: row)
